@@ -1,0 +1,225 @@
+//! The inventory: what a root (a host's `/` or a container's rootfs) contains, as data.
+//! One type serves both sides so that `compat` compares like with like. It is also the
+//! stable JSON schema of `containerspec host --json` and `inspect --json` (documented in
+//! the README, "JSON schema"): fields are only ever added, and absent facts are `null`
+//! rather than guessed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::cpu::HostCpu;
+use super::loader::FoundVia;
+
+/// Bumped only when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    pub schema_version: u32,
+    /// The directory that was read, as given.
+    pub root: String,
+    /// ELF machine of the root's loader or libc: `x86_64`, `aarch64`, ...
+    pub arch: Option<String>,
+    pub os_release: Option<OsRelease>,
+    pub libc: Option<Libc>,
+    pub loader_cache: LoaderCacheSummary,
+    pub mpi: Vec<MpiInstall>,
+    pub gpu: Gpu,
+    /// Host only: the running CPU (a container's requirement is in `microarch`).
+    pub cpu: Option<HostCpu>,
+    /// Host only: `uname` of the running kernel.
+    pub kernel: Option<Kernel>,
+    /// Container only: what runs first and what it loads.
+    pub entrypoint: Option<Entrypoint>,
+    /// The highest `GLIBC_2.N` version any examined object needs.
+    pub glibc_required: Option<GlibcRequirement>,
+    /// The CPU target the examined objects require, with every signal that says so.
+    pub microarch: Microarch,
+    /// `org.supercontainers.*` and `io.archspec.*` annotations or labels.
+    pub labels: BTreeMap<String, String>,
+    /// Every ELF object examined, with what it needs.
+    pub objects: Vec<ObjectSummary>,
+    /// How many files were looked at and how many were ELF (`--all` scans them all).
+    pub scan: ScanSummary,
+    /// Problems with individual files: reported, never fatal.
+    pub findings: Vec<FileFinding>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct OsRelease {
+    pub id: Option<String>,
+    pub version_id: Option<String>,
+    pub version_codename: Option<String>,
+    pub pretty_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LibcFamily {
+    Glibc,
+    Musl,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Libc {
+    pub family: LibcFamily,
+    /// `2.36`, `1.2.3`; null when no file says it.
+    pub version: Option<String>,
+    /// Where the version came from: `release-string` (exact), `symbol-versions` (a lower
+    /// bound: the highest `GLIBC_2.N` node defined), `version-string` (musl).
+    pub version_source: Option<String>,
+    /// The libc file (`/lib/x86_64-linux-gnu/libc.so.6`) and the loader (`PT_INTERP`).
+    pub path: String,
+    pub loader: Option<String>,
+    /// Highest `GLIBC_2.N` version node libc defines (glibc only).
+    pub max_symbol_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LoaderCacheSummary {
+    pub path: String,
+    pub present: bool,
+    /// `new` (glibc-ld.so.cache1.1), `old` (ld.so-1.7.0) or `combined`.
+    pub format: Option<String>,
+    pub entries: usize,
+    pub hwcaps_entries: usize,
+    /// Directories named by `/etc/ld.so.conf` and its includes.
+    pub conf_dirs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MpiAbi {
+    /// The MPICH ABI initiative: MPICH >= 3.1, Intel MPI >= 5, Cray MPICH, MVAPICH2, ...
+    Mpich,
+    /// Open MPI's own ABI (`libmpi.so.40` for 3.0 to 5.0; `libmpi.so.12` for 1.10).
+    OpenMpi,
+    /// The MPI-5 standard ABI (`libmpi_abi.so`).
+    Standard,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MpiInstall {
+    pub abi: MpiAbi,
+    /// `MPICH`, `Open MPI`, `Intel MPI`, `MVAPICH2`, `Cray MPICH`, ...
+    pub implementation: String,
+    pub version: Option<String>,
+    /// `symbol` (a version data symbol), `rodata` (the library's version block),
+    /// `file-name` (numbers of the file name: an ABI version, not a release).
+    pub version_source: Option<String>,
+    /// MPICH's device, e.g. `ch4:ucx`, `ch3:nemesis`.
+    pub device: Option<String>,
+    pub soname: String,
+    /// Where the loader finds it, and the file that path resolves to.
+    pub path: String,
+    pub real_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Gpu {
+    /// Host: the NVIDIA kernel driver.
+    pub nvidia_driver: Option<VersionFact>,
+    /// Container: the CUDA runtime it ships or declares.
+    pub cuda_runtime: Option<VersionFact>,
+    /// Host or container: ROCm.
+    pub rocm: Option<VersionFact>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VersionFact {
+    pub version: String,
+    /// The file or variable that says so.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Kernel {
+    pub release: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entrypoint {
+    /// `process.args[0]` as configured.
+    pub command: String,
+    /// The file it resolves to through the container's `PATH`, if any.
+    pub path: Option<String>,
+    /// A script's interpreter (`#!` line), which is what actually gets loaded.
+    pub interpreter: Option<String>,
+    /// How each library of its closure was found.
+    pub libraries: Vec<LibraryEdge>,
+    /// Sonames no search found, with the object that needs them.
+    pub missing: Vec<MissingLibrary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryEdge {
+    pub soname: String,
+    pub path: String,
+    pub via: FoundVia,
+    pub needed_by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingLibrary {
+    pub soname: String,
+    pub needed_by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GlibcRequirement {
+    pub version: String,
+    /// The objects that need exactly this version.
+    pub needed_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Microarch {
+    /// The most specific target every signal agrees with (an archspec name such as
+    /// `x86_64_v3`), or null when nothing above the architecture's baseline is required.
+    pub required: Option<String>,
+    pub signals: Vec<MicroarchSignal>,
+    /// Signals that name targets of which neither includes the other.
+    pub conflicts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MicroarchSignal {
+    /// archspec name of the target the signal requires.
+    pub target: String,
+    /// `x86-isa-note`, `go-goamd64`, `gcc-march`, `label`.
+    pub kind: String,
+    /// The file (or label key) it comes from.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectSummary {
+    /// The path it was reached by, and the file that path resolves to.
+    pub path: String,
+    pub real_path: String,
+    pub soname: Option<String>,
+    pub machine: String,
+    pub needed: Vec<String>,
+    /// Highest `GLIBC_2.N` it needs (non-weak).
+    pub glibc_needed: Option<String>,
+    /// x86 ISA level from `.note.gnu.property` (1..4).
+    pub x86_isa_level: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ScanSummary {
+    /// `default` (entrypoint closure, libc, loader, MPI and GPU libraries) or `all`.
+    pub mode: String,
+    pub files: usize,
+    pub elf_files: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileFinding {
+    /// Stable kebab-case code: `malformed-elf`, `unreadable-file`, `ld-cache-invalid`, ...
+    pub code: String,
+    pub path: String,
+    pub message: String,
+}

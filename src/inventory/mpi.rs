@@ -1,0 +1,166 @@
+//! MPI installations in a root, identified from their libraries: the ABI family by soname
+//! and symbols, the implementation, the version and (MPICH) the device.
+//!
+//! `libmpich.so.12` and `libmpi.so.12` follow the MPICH ABI initiative (MPICH >= 3.1,
+//! Intel MPI >= 5, Cray MPICH, MVAPICH2); `libmpi.so.40` is Open MPI 3.0 to 5.0;
+//! `libmpi_abi.so` is the MPI-5 standard ABI. `libmpi.so.12` is ambiguous (Open MPI 1.10
+//! used it too), so symbols decide: `ompi_mpi_comm_world` is Open MPI, `MPIR_*`/`MPII_*`
+//! are MPICH. Versions come from exported data symbols (`MPII_Version_string`), else
+//! from the version block the library keeps in `.rodata` (MPICH 4.2 no longer exports
+//! it; Open MPI keeps "vX.Y.Z"), else from the file name's numbers, which are the
+//! library's ABI version rather than a release and are labelled as such.
+
+use super::elf::{DynSymbol, dynamic_symbols, read_symbol_string, section_bytes};
+use super::model::{MpiAbi, MpiInstall};
+use super::object::Object;
+use super::strings::{c_strings, is_dotted_version};
+
+/// True for sonames that name an MPI library's main entry point.
+pub fn is_mpi_soname(soname: &str) -> bool {
+    let Some((stem, major)) = soname.split_once(".so.") else { return false };
+    let stem_ok = matches!(stem, "libmpi" | "libmpich" | "libmpi_abi" | "libmpi_cray" | "libmpi_ibm");
+    stem_ok && !major.is_empty() && major.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Identifies the MPI installation behind `obj`, found at `path` (which may be a symlink
+/// to `obj.path`'s canonical file `real_path`).
+pub fn identify(obj: &Object, soname: &str, real_path: &str) -> MpiInstall {
+    let symbols = dynamic_symbols(obj.bytes()).unwrap_or_default();
+    let defined = |name: &str| symbols.iter().any(|s| s.defined && s.name == name);
+    let abi = abi_family(soname, &symbols, &defined);
+    let implementation = implementation(abi, soname, &symbols, obj);
+    let (version, source, device) = match abi {
+        MpiAbi::Mpich => mpich_version(obj),
+        MpiAbi::OpenMpi => open_mpi_version(obj),
+        MpiAbi::Standard => (None, None, None),
+    };
+    let (version, source) = match version {
+        Some(v) => (Some(v), source),
+        None => match file_name_version(real_path) {
+            Some(v) => (Some(v), Some("file-name".to_string())),
+            None => (None, None),
+        },
+    };
+    MpiInstall {
+        abi,
+        implementation,
+        version,
+        version_source: source,
+        device,
+        soname: soname.to_string(),
+        path: obj.path.clone(),
+        real_path: real_path.to_string(),
+    }
+}
+
+fn abi_family(soname: &str, symbols: &[DynSymbol], defined: &dyn Fn(&str) -> bool) -> MpiAbi {
+    if soname.starts_with("libmpi_abi.") {
+        return MpiAbi::Standard;
+    }
+    if defined("ompi_mpi_comm_world") {
+        return MpiAbi::OpenMpi;
+    }
+    let mpich_internals = symbols
+        .iter()
+        .any(|s| s.defined && (s.name.starts_with("MPIR_") || s.name.starts_with("MPII_") || s.name.starts_with("MPID_")));
+    if mpich_internals || soname.starts_with("libmpich.") {
+        return MpiAbi::Mpich;
+    }
+    // libmpi.so.40 without the Open MPI marker symbol: the soname still says Open MPI.
+    if soname.starts_with("libmpi.so.40") { MpiAbi::OpenMpi } else { MpiAbi::Mpich }
+}
+
+fn implementation(abi: MpiAbi, soname: &str, symbols: &[DynSymbol], obj: &Object) -> String {
+    let has_prefix = |p: &str| symbols.iter().any(|s| s.defined && s.name.starts_with(p));
+    let name = match abi {
+        MpiAbi::OpenMpi => "Open MPI",
+        MpiAbi::Standard => "MPI ABI",
+        MpiAbi::Mpich if soname.contains("cray") => "Cray MPICH",
+        MpiAbi::Mpich if has_prefix("I_MPI_") || rodata_mentions(obj, "Intel(R) MPI Library") => "Intel MPI",
+        MpiAbi::Mpich if has_prefix("MV2_") || rodata_mentions(obj, "MVAPICH2") => "MVAPICH2",
+        MpiAbi::Mpich => "MPICH",
+    };
+    name.to_string()
+}
+
+fn rodata_mentions(obj: &Object, needle: &str) -> bool {
+    let rodata = section_bytes(obj.bytes(), ".rodata").unwrap_or_default();
+    c_strings(rodata, needle.len()).any(|s| s.contains(needle))
+}
+
+type VersionFacts = (Option<String>, Option<String>, Option<String>);
+
+/// MPICH 3.x/4.0 export `MPII_Version_string` and `MPII_Version_device`; older ones
+/// `MPIR_Version_*`; 4.2 keeps the same block unexported in `.rodata`.
+fn mpich_version(obj: &Object) -> VersionFacts {
+    let bytes = obj.bytes();
+    for prefix in ["MPII_Version_", "MPIR_Version_"] {
+        if let Some(v) = read_symbol_string(bytes, &format!("{prefix}string")) {
+            let device = read_symbol_string(bytes, &format!("{prefix}device"));
+            return (Some(v), Some("symbol".to_string()), device);
+        }
+    }
+    match mpich_rodata_block(bytes) {
+        Some((v, device)) => (Some(v), Some("rodata".to_string()), Some(device)),
+        None => (None, None, None),
+    }
+}
+
+/// MPICH's version block is laid out in `.rodata` as: device (`ch4:ucx`), the configure
+/// arguments (containing `--with-device=`), the ABI (`16:1:4`), the build date, the
+/// version. Accept it only when that whole sequence is there.
+fn mpich_rodata_block(bytes: &[u8]) -> Option<(String, String)> {
+    let rodata = section_bytes(bytes, ".rodata")?;
+    let strings: Vec<&str> = c_strings(rodata, 3).collect();
+    strings.windows(5).find_map(|w| {
+        let device_ok = (w[0].starts_with("ch3:") || w[0].starts_with("ch4:")) && !w[0].contains(' ');
+        let configure_ok = w[1].contains("--");
+        let abi_ok = w[2].split(':').count() == 3 && w[2].split(':').all(|p| p.parse::<u32>().is_ok());
+        let version_ok = is_dotted_version(w[4]);
+        (device_ok && configure_ok && abi_ok && version_ok).then(|| (w[4].to_string(), w[0].to_string()))
+    })
+}
+
+/// Open MPI keeps "vX.Y.Z" (its OMPI_VERSION with a `v`) in `libmpi`'s `.rodata`.
+fn open_mpi_version(obj: &Object) -> VersionFacts {
+    let rodata = section_bytes(obj.bytes(), ".rodata").unwrap_or_default();
+    let mut found: Vec<&str> = c_strings(rodata, 4)
+        .filter_map(|s| s.strip_prefix('v'))
+        .filter(|s| is_dotted_version(s))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    match found.as_slice() {
+        [one] => (Some((*one).to_string()), Some("rodata".to_string()), None),
+        _ => (None, None, None),
+    }
+}
+
+/// `libmpich.so.12.2.2` -> `12.2.2` (the library's ABI version, not the release).
+fn file_name_version(real_path: &str) -> Option<String> {
+    let name = real_path.rsplit('/').next()?;
+    let (_, numbers) = name.split_once(".so.")?;
+    (numbers.contains('.') && numbers.split('.').all(|p| p.parse::<u32>().is_ok())).then(|| numbers.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpi_sonames() {
+        for yes in ["libmpi.so.40", "libmpich.so.12", "libmpi.so.12", "libmpi_abi.so.1", "libmpi_cray.so.12"] {
+            assert!(is_mpi_soname(yes), "{yes}");
+        }
+        for no in ["libmpi_cxx.so.40", "libmpi.so", "libmpich.so.12.2.2", "libmpifort.so.12", "libmpi.so.x"] {
+            assert!(!is_mpi_soname(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn file_name_versions() {
+        assert_eq!(file_name_version("/usr/lib/libmpich.so.12.2.2").as_deref(), Some("12.2.2"));
+        assert_eq!(file_name_version("/usr/lib/libmpich.so.12"), None);
+        assert_eq!(file_name_version("/usr/lib/libmpich.so"), None);
+    }
+}
