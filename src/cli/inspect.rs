@@ -1,0 +1,58 @@
+//! `containerspec inspect TARGET`: a container's inventory, from a rootfs directory or
+//! an OCI bundle (a directory with `config.json`, whose process and annotations count).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CliError, print_json, render};
+use crate::input::bundle::{Bundle, is_bundle};
+use crate::input::rootfs::RootFs;
+use crate::inventory::cpu::host_cpu;
+use crate::inventory::gather::{Request, gather};
+
+#[derive(Debug, Args)]
+#[command(after_help = "By default inspect reads what a start decision needs: the entrypoint \
+(process.args[0] through the container's PATH) and its library closure, the libc and loader, \
+and every MPI and GPU library the container's loader can see. --all reads every ELF file.")]
+pub struct InspectArgs {
+    /// A rootfs directory, or an OCI bundle directory (with config.json)
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+    /// Print the inventory as JSON (schema: README, "JSON schema")
+    #[arg(long)]
+    pub json: bool,
+    /// Examine every ELF file in the rootfs, not only what the entrypoint loads
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
+    let target = &args.target;
+    let meta = std::fs::metadata(target).map_err(|e| CliError::Target {
+        path: target.display().to_string(),
+        message: if e.kind() == std::io::ErrorKind::NotFound { "no such file or directory".into() } else { e.to_string() },
+    })?;
+    if !meta.is_dir() {
+        return Err(CliError::Target {
+            path: target.display().to_string(),
+            message: "not a directory (expected a rootfs or an OCI bundle)".into(),
+        });
+    }
+    // The container will run on this CPU: its loader searches these hwcaps directories.
+    let hwcaps = host_cpu().hwcaps();
+    let inventory = if is_bundle(target) {
+        let bundle = Bundle::load(target)?;
+        let request = Request { process: Some(&bundle.process), annotations: Some(&bundle.annotations), all: args.all, hwcaps };
+        gather(&bundle.rootfs, &request)
+    } else {
+        let root = RootFs::open(target)?;
+        gather(&root, &Request { all: args.all, hwcaps, ..Default::default() })
+    };
+    if args.json {
+        print_json(&inventory)?;
+    } else {
+        print!("{}", render::container(&inventory));
+    }
+    Ok(0)
+}

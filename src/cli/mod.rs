@@ -1,0 +1,83 @@
+//! The command line: one file per subcommand, and the shared rendering of inventories.
+
+mod host;
+mod inspect;
+mod render;
+
+use clap::{Parser, Subcommand};
+
+pub use host::HostArgs;
+pub use inspect::InspectArgs;
+
+/// Errors a command reports before exiting with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Root(#[from] crate::input::rootfs::RootError),
+    #[error(transparent)]
+    Bundle(#[from] crate::input::bundle::BundleError),
+    #[error("{path}: {message}")]
+    Target { path: String, message: String },
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "containerspec",
+    version,
+    about = "Decide from files alone whether a container can run on this host",
+    long_about = "containerspec compares a container's glibc, MPI ABI, CPU microarchitecture and CUDA \
+runtime with the host's, reading files only: nothing from the image is ever executed.\n\n\
+Exit status: 0 success, 1 a negative verdict, 2 an error in the input or the invocation.",
+    after_help = "Examples:\n  containerspec host\n  containerspec host --json | jq .mpi\n  \
+containerspec inspect /var/lib/images/bookworm-mpich\n  containerspec inspect ./bundle --all --json"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe this host: CPU, kernel, libc, MPI installations, GPU driver, loader cache
+    Host(HostArgs),
+    /// Describe a container's rootfs or OCI bundle: libc, required glibc, MPI, CUDA,
+    /// required CPU target, entrypoint and its libraries
+    Inspect(InspectArgs),
+}
+
+impl Cli {
+    /// Logging goes to stderr; `RUST_LOG` refines it for the standalone commands.
+    pub fn init_logging(&self) {
+        let level = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        };
+        let env = env_logger::Env::default().default_filter_or(level);
+        let _ = env_logger::Builder::from_env(env).format_timestamp(None).try_init();
+    }
+}
+
+/// Runs the command; Ok(status) for outcomes, Err for status-2 errors.
+pub fn run(cli: &Cli) -> Result<u8, CliError> {
+    match &cli.command {
+        Command::Host(args) => host::run(args),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
+
+/// Prints `value` as pretty JSON followed by a newline.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
