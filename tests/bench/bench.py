@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Times containerspec's inventory commands against a baseline measured in the same run.
+
+Each round runs every command once, in turn, so that noise on this shared machine hits
+all of them alike; the report quotes medians (and the spread between the 25th and 75th
+percentiles), ratios against the baseline, and the peak resident memory of each command
+(from wait4's rusage). It prints figures; it asserts nothing.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import time
+
+
+def run_once(argv):
+    """Runs argv with output discarded; returns (seconds, peak RSS in KiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, rusage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} exited with {status}")
+    return elapsed, rusage.ru_maxrss
+
+
+def quartiles(values):
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--containerspec", required=True)
+    ap.add_argument("--archspec", required=True)
+    ap.add_argument("--rootfs", required=True)
+    ap.add_argument("--rounds", type=int, default=21)
+    args = ap.parse_args()
+
+    cs = args.containerspec
+    commands = {
+        "archspec cpu (Python, baseline)": [args.archspec, "cpu"],
+        "containerspec host": [cs, "host"],
+        "containerspec host --json": [cs, "host", "--json"],
+        "containerspec inspect (default)": [cs, "inspect", args.rootfs],
+        "containerspec inspect --all": [cs, "inspect", "--all", args.rootfs],
+    }
+    # Warm the page cache and the binaries once before measuring.
+    for argv in commands.values():
+        run_once(argv)
+    times = {name: [] for name in commands}
+    rss = {name: [] for name in commands}
+    for _ in range(args.rounds):
+        for name, argv in commands.items():
+            t, m = run_once(argv)
+            times[name].append(t)
+            rss[name].append(m)
+
+    baseline = statistics.median(times["archspec cpu (Python, baseline)"])
+    print(f"{args.rounds} rounds, interleaved; rootfs {args.rootfs}; {os.cpu_count()} CPUs")
+    print(f"{'command':36} {'median':>10} {'p25..p75':>19} {'vs archspec':>12} {'peak RSS':>10}")
+    for name in commands:
+        med = statistics.median(times[name])
+        lo, hi = quartiles(times[name])
+        ratio = baseline / med
+        print(
+            f"{name:36} {med * 1000:8.2f}ms {lo * 1000:8.2f}..{hi * 1000:8.2f}ms "
+            f"{ratio:10.1f}x {max(rss[name]) / 1024:8.1f}MiB"
+        )
+    host = statistics.median(times["containerspec host"])
+    print()
+    print(f"host vs archspec cpu: {baseline / host:.1f} times faster (target: at least 20)")
+    print(f"inspect default: {statistics.median(times['containerspec inspect (default)']) * 1000:.2f} ms (target: under 20 ms)")
+    print(f"inspect --all: {statistics.median(times['containerspec inspect --all']) * 1000:.0f} ms (target: under 1000 ms)")
+    peak = max(max(v) for k, v in rss.items() if k.startswith("containerspec")) / 1024
+    print(f"peak memory of containerspec: {peak:.1f} MiB (target: under 64 MiB)")
+
+
+if __name__ == "__main__":
+    main()

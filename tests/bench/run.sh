@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Benchmark of the inventory commands, side by side in one run (see bench.py):
+#   tests/bench/run.sh [ROUNDS]
+# Installs the Python archspec (the baseline for `host`) into a cached virtualenv and
+# builds the bookworm MPICH rootfs if needed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cache="${CONTAINERSPEC_TEST_CACHE:-/var/cache/containerspec-test}"
+tests/rigs/setup.sh bookworm-mpich
+cargo build --release --locked --quiet
+venv="$cache/venv-archspec"
+if [[ ! -x "$venv/bin/archspec" ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet archspec
+fi
+exec python3 tests/bench/bench.py \
+  --containerspec target/release/containerspec \
+  --archspec "$venv/bin/archspec" \
+  --rootfs "$cache/rootfs/bookworm-mpich" \
+  --rounds "${1:-21}"

@@ -1,0 +1,104 @@
+//! Shared test support: running the built binary, the cached real root filesystems, and
+//! skipping with a visible reason where a prerequisite is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Prints why a test does not run and returns from it.
+#[macro_export]
+macro_rules! skip {
+    ($($arg:tt)*) => {{
+        eprintln!("skipping: {}", format!($($arg)*));
+        return;
+    }};
+}
+
+/// Runs the `containerspec` binary with `args`.
+pub fn containerspec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_containerspec"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run containerspec")
+}
+
+/// Runs `containerspec ARGS --json` and parses stdout, asserting success.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = containerspec(&all);
+    assert!(out.status.success(), "containerspec {all:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("valid JSON on stdout")
+}
+
+/// Asserts that a run failed with status 2, a message on stderr naming `needle`, and
+/// no panic.
+pub fn assert_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr should name {needle:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+}
+
+/// The directory of cached real root filesystems built by tests/rigs/rootfs.sh.
+pub fn rootfs_cache() -> PathBuf {
+    let base = std::env::var_os("CONTAINERSPEC_TEST_CACHE").map_or_else(|| PathBuf::from("/var/cache/containerspec-test"), PathBuf::from);
+    base.join("rootfs")
+}
+
+/// The cached rootfs `name`, or None (after saying so) when it has not been built.
+/// With CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing rootfs fails the test instead.
+pub fn cached_rootfs(name: &str) -> Option<PathBuf> {
+    let dir = rootfs_cache().join(name);
+    if dir.join(".containerspec-recipe").is_file() {
+        return Some(dir);
+    }
+    let hint = format!("rootfs {name} not built: run tests/rigs/rootfs.sh {name}");
+    assert!(std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"), "{hint}");
+    eprintln!("skipping: {hint}");
+    None
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("containerspec-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// The `Version:` of an installed package in a root's dpkg database.
+pub fn dpkg_version(root: &Path, package: &str) -> Option<String> {
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).ok()?;
+    status.split("\n\n").find_map(|stanza| {
+        let mut lines = stanza.lines();
+        let is_pkg = lines.any(|l| l == format!("Package: {package}"));
+        let installed = stanza.lines().any(|l| l.starts_with("Status:") && l.ends_with(" installed"));
+        if !(is_pkg && installed) {
+            return None;
+        }
+        stanza.lines().find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
+    })
+}
+
+/// The upstream part of a Debian version: `4.3.0+really4.2.1-1` -> `4.2.1`,
+/// `2.36-9+deb12u4` -> `2.36`, `1:2.3-1` -> `2.3`.
+pub fn upstream_version(debian: &str) -> String {
+    let no_epoch = debian.split_once(':').map_or(debian, |(_, v)| v);
+    let no_revision = no_epoch.rsplit_once('-').map_or(no_epoch, |(v, _)| v);
+    let real = no_revision.rsplit_once("really").map_or(no_revision, |(_, v)| v);
+    real.split(['+', '~']).next().unwrap_or(real).to_string()
+}
+
+/// Is the test process root (for tests that need it)?
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+#[test]
+fn upstream_versions() {
+    assert_eq!(upstream_version("4.3.0+really4.2.1-1"), "4.2.1");
+    assert_eq!(upstream_version("2.36-9+deb12u4"), "2.36");
+    assert_eq!(upstream_version("4.1.4-3+b1"), "4.1.4");
+    assert_eq!(upstream_version("1:2.3-1"), "2.3");
+}

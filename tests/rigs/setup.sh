@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian 12 machine (as root) and builds
+# the cached real root filesystems. Safe to re-run: installed packages and built roots
+# are kept.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+packages=(
+  mmdebstrap   # builds the real Debian root filesystems the tests inspect
+  mpich libmpich-dev  # makes this machine an MPI host for `containerspec host`
+  musl musl-tools     # a real musl loader and compiler for the musl tests
+  gcc binutils        # compiles the ELF fixtures (version scripts, ISA notes)
+  util-linux          # setpriv, to read as an unprivileged user in tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: needs root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+  "$here/rootfs.sh" "$@" >/dev/null
+else
+  echo "setup.sh: not root: the real-rootfs tests will skip (mmdebstrap needs root here)" >&2
+fi

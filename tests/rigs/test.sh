@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (packages, real root filesystems), then every test.
+# Tests that need root or a rootfs say "skipping: ..." where they cannot run; with
+# CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing rootfs is a failure instead.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tests/rigs/setup.sh
+cargo test --release --locked -- --test-threads=2 "$@"
