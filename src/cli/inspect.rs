@@ -8,13 +8,15 @@ use clap::Args;
 use super::{CliError, print_json, render};
 use crate::input::bundle::{Bundle, is_bundle};
 use crate::input::rootfs::RootFs;
-use crate::inventory::cpu::host_cpu;
 use crate::inventory::gather::{Request, gather};
+use crate::inventory::hostcache::host_cpu_cached;
 
 #[derive(Debug, Args)]
-#[command(after_help = "By default inspect reads what a start decision needs: the entrypoint \
+#[command(
+    after_help = "By default inspect reads what a start decision needs: the entrypoint \
 (process.args[0] through the container's PATH) and its library closure, the libc and loader, \
-and every MPI and GPU library the container's loader can see. --all reads every ELF file.")]
+and every MPI and GPU library the container's loader can see. --all reads every ELF file."
+)]
 pub struct InspectArgs {
     /// A rootfs directory, or an OCI bundle directory (with config.json)
     #[arg(value_name = "TARGET")]
@@ -31,7 +33,11 @@ pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
     let target = &args.target;
     let meta = std::fs::metadata(target).map_err(|e| CliError::Target {
         path: target.display().to_string(),
-        message: if e.kind() == std::io::ErrorKind::NotFound { "no such file or directory".into() } else { e.to_string() },
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file or directory".into()
+        } else {
+            e.to_string()
+        },
     })?;
     if !meta.is_dir() {
         return Err(CliError::Target {
@@ -40,14 +46,26 @@ pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
         });
     }
     // The container will run on this CPU: its loader searches these hwcaps directories.
-    let hwcaps = host_cpu().hwcaps();
+    let hwcaps = host_cpu_cached(true).hwcaps();
     let inventory = if is_bundle(target) {
         let bundle = Bundle::load(target)?;
-        let request = Request { process: Some(&bundle.process), annotations: Some(&bundle.annotations), all: args.all, hwcaps };
+        let request = Request {
+            process: Some(&bundle.process),
+            annotations: Some(&bundle.annotations),
+            all: args.all,
+            hwcaps,
+        };
         gather(&bundle.rootfs, &request)
     } else {
         let root = RootFs::open(target)?;
-        gather(&root, &Request { all: args.all, hwcaps, ..Default::default() })
+        gather(
+            &root,
+            &Request {
+                all: args.all,
+                hwcaps,
+                ..Default::default()
+            },
+        )
     };
     if args.json {
         print_json(&inventory)?;

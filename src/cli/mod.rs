@@ -61,7 +61,9 @@ impl Cli {
             _ => "trace",
         };
         let env = env_logger::Env::default().default_filter_or(level);
-        let _ = env_logger::Builder::from_env(env).format_timestamp(None).try_init();
+        let _ = env_logger::Builder::from_env(env)
+            .format_timestamp(None)
+            .try_init();
     }
 }
 

@@ -21,11 +21,17 @@ pub enum BundleError {
     #[error("{bundle}: not a directory")]
     NotADirectory { bundle: String },
     #[error("{path}: cannot read: {source}")]
-    ReadConfig { path: String, source: std::io::Error },
+    ReadConfig {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: file too large ({size} bytes)")]
     ConfigTooLarge { path: String, size: u64 },
     #[error("{path}: invalid config.json: {source}")]
-    ParseConfig { path: String, source: serde_json::Error },
+    ParseConfig {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error("{path}: field `root.path` is missing")]
     NoRoot { path: String },
     #[error("rootfs of bundle {bundle}: {source}")]
@@ -68,13 +74,36 @@ impl Bundle {
         let dir = dir.as_ref().to_path_buf();
         let spec = read_config(&dir)?;
         let config_path = dir.join("config.json").display().to_string();
-        let root = spec.root().as_ref().ok_or(BundleError::NoRoot { path: config_path })?;
-        let root_path = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
-        let rootfs = RootFs::open(&root_path)
-            .map_err(|source| BundleError::Rootfs { bundle: dir.display().to_string(), source })?;
-        let process = spec.process().as_ref().map(process_spec).unwrap_or_default();
-        let annotations = spec.annotations().clone().unwrap_or_default().into_iter().collect();
-        Ok(Bundle { dir, rootfs, process, annotations })
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or(BundleError::NoRoot { path: config_path })?;
+        let root_path = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        let rootfs = RootFs::open(&root_path).map_err(|source| BundleError::Rootfs {
+            bundle: dir.display().to_string(),
+            source,
+        })?;
+        let process = spec
+            .process()
+            .as_ref()
+            .map(process_spec)
+            .unwrap_or_default();
+        let annotations = spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Bundle {
+            dir,
+            rootfs,
+            process,
+            annotations,
+        })
     }
 }
 
@@ -92,13 +121,19 @@ fn read_config(dir: &Path) -> Result<Spec, BundleError> {
     }
     let path = dir.join("config.json");
     let shown = path.display().to_string();
-    let read_err = |source| BundleError::ReadConfig { path: shown.clone(), source };
+    let read_err = |source| BundleError::ReadConfig {
+        path: shown.clone(),
+        source,
+    };
     let size = std::fs::metadata(&path).map_err(read_err)?.len();
     if size > MAX_CONFIG_SIZE {
         return Err(BundleError::ConfigTooLarge { path: shown, size });
     }
     let bytes = std::fs::read(&path).map_err(read_err)?;
-    serde_json::from_slice(&bytes).map_err(|source| BundleError::ParseConfig { path: shown, source })
+    serde_json::from_slice(&bytes).map_err(|source| BundleError::ParseConfig {
+        path: shown,
+        source,
+    })
 }
 
 fn process_spec(process: &oci_spec::runtime::Process) -> ProcessSpec {
@@ -116,7 +151,12 @@ mod tests {
     #[test]
     fn env_var_takes_the_last_definition() {
         let p = ProcessSpec {
-            env: vec!["A=1".into(), "PATH=/bin".into(), "A=2".into(), "NOVALUE".into()],
+            env: vec![
+                "A=1".into(),
+                "PATH=/bin".into(),
+                "A=2".into(),
+                "NOVALUE".into(),
+            ],
             ..Default::default()
         };
         assert_eq!(p.env_var("A"), Some("2"));

@@ -31,11 +31,18 @@ static OPENAT2_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
     #[error("{root}: cannot open root: {source}")]
-    OpenRoot { root: String, source: std::io::Error },
+    OpenRoot {
+        root: String,
+        source: std::io::Error,
+    },
     #[error("{root}: not a directory")]
     RootNotADirectory { root: String },
     #[error("{path} (in {root}): {reason}")]
-    Path { root: String, path: String, reason: PathProblem },
+    Path {
+        root: String,
+        path: String,
+        reason: PathProblem,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +78,13 @@ impl PathProblem {
 impl RootError {
     /// True when the path simply does not exist (the common, expected miss in searches).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RootError::Path { reason: PathProblem::NotFound, .. })
+        matches!(
+            self,
+            RootError::Path {
+                reason: PathProblem::NotFound,
+                ..
+            }
+        )
     }
 }
 
@@ -103,11 +116,21 @@ impl RootFs {
         let path = path.as_ref().to_path_buf();
         let display = path.display().to_string();
         let dir = open_host_dir(&path).map_err(|errno| match errno {
-            Errno::ENOTDIR => RootError::RootNotADirectory { root: display.clone() },
-            other => RootError::OpenRoot { root: display.clone(), source: other.into() },
+            Errno::ENOTDIR => RootError::RootNotADirectory {
+                root: display.clone(),
+            },
+            other => RootError::OpenRoot {
+                root: display.clone(),
+                source: other.into(),
+            },
         })?;
         let use_openat2 = !OPENAT2_UNAVAILABLE.load(Ordering::Relaxed);
-        Ok(RootFs { path, display, dir, use_openat2 })
+        Ok(RootFs {
+            path,
+            display,
+            dir,
+            use_openat2,
+        })
     }
 
     /// Like [`RootFs::open`], but always resolves in user space (tests exercise both).
@@ -126,7 +149,11 @@ impl RootFs {
     }
 
     fn error(&self, path: &str, reason: PathProblem) -> RootError {
-        RootError::Path { root: self.display.clone(), path: path.to_string(), reason }
+        RootError::Path {
+            root: self.display.clone(),
+            path: path.to_string(),
+            reason,
+        }
     }
 
     /// Opens a regular file for reading. FIFOs, devices and directories are refused
@@ -219,14 +246,21 @@ impl RootFs {
             let child = format!("{prefix}/{name}");
             match kind {
                 EntryKind::Dir if !skip_dirs.contains(&child.as_str()) => {
-                    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                    let flags =
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                     match openat(dir.as_fd(), name.as_str(), flags, Mode::empty()) {
                         Ok(fd) => self.walk_dir(fd, &child, skip_dirs, visit),
-                        Err(e) => visit(&child, Err(self.error(&child, PathProblem::from_errno(e)))),
+                        Err(e) => {
+                            visit(&child, Err(self.error(&child, PathProblem::from_errno(e))))
+                        }
                     }
                 }
                 EntryKind::File => {
-                    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+                    let flags = OFlag::O_RDONLY
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_NONBLOCK
+                        | OFlag::O_NOCTTY
+                        | OFlag::O_CLOEXEC;
                     let file = openat(dir.as_fd(), name.as_str(), flags, Mode::empty())
                         .map(File::from)
                         .map_err(|e| self.error(&child, PathProblem::from_errno(e)));
@@ -253,8 +287,13 @@ impl RootFs {
         let (mut stack, _) = self.walk_stack(path)?;
         let Some((last_fd, last_name)) = stack.pop() else {
             // The path is the root itself.
-            return nix::fcntl::openat(self.dir.as_fd(), ".", flags | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| self.error(path, PathProblem::from_errno(e)));
+            return nix::fcntl::openat(
+                self.dir.as_fd(),
+                ".",
+                flags | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| self.error(path, PathProblem::from_errno(e)));
         };
         if flags == OFlag::O_PATH {
             return Ok(last_fd);
@@ -263,8 +302,13 @@ impl RootFs {
         // was swapped for a symlink since the walk looked at it, this fails instead of
         // following it.
         let parent = stack.last().map_or(self.dir.as_fd(), |(fd, _)| fd.as_fd());
-        openat(parent, last_name.as_str(), flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| self.error(path, PathProblem::from_errno(e)))
+        openat(
+            parent,
+            last_name.as_str(),
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.error(path, PathProblem::from_errno(e)))
     }
 
     fn open_kernel(&self, path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
@@ -288,7 +332,10 @@ impl RootFs {
         let (mut stack, canonical) = self.walk_stack(path)?;
         let fd = match stack.pop() {
             Some((fd, _)) => fd,
-            None => self.dir.try_clone().map_err(|e| self.error(path, PathProblem::Io(e)))?,
+            None => self
+                .dir
+                .try_clone()
+                .map_err(|e| self.error(path, PathProblem::Io(e)))?,
         };
         Ok((fd, canonical))
     }
@@ -307,7 +354,8 @@ impl RootFs {
             let parent = stack.last().map_or(self.dir.as_fd(), |(fd, _)| fd.as_fd());
             let fd = open_path_nofollow(parent, &name)
                 .map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
-            let stat = fstat(fd.as_fd()).map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
+            let stat =
+                fstat(fd.as_fd()).map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
             match kind_of(&stat) {
                 EntryKind::Symlink => {
                     symlinks += 1;
@@ -329,23 +377,41 @@ impl RootFs {
                 _ => return Err(self.error(path, PathProblem::NotADirectory)),
             }
         }
-        let canonical = format!("/{}", stack.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join("/"));
+        let canonical = format!(
+            "/{}",
+            stack
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        );
         Ok((stack, canonical))
     }
 }
 
 fn open_host_dir(path: &Path) -> Result<OwnedFd, Errno> {
-    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     Ok(fd)
 }
 
 fn open_path_nofollow(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno> {
-    openat(dir, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+    openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// The components of a path, without empty and `.` parts (`..` is kept for the walk).
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_string)
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
 }
 
 /// `openat2` wants a path relative to the root descriptor; "/" becomes ".".
@@ -364,7 +430,9 @@ fn kind_of(stat: &FileStat) -> EntryKind {
 }
 
 fn list_fd(fd: OwnedFd) -> Result<Vec<(String, EntryKind)>, Errno> {
-    let dirfd = fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let dirfd = fd
+        .try_clone()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let mut dir = nix::dir::Dir::from_fd(fd)?;
     let mut out = Vec::new();
     for entry in dir.iter() {
@@ -379,8 +447,12 @@ fn list_fd(fd: OwnedFd) -> Result<Vec<(String, EntryKind)>, Errno> {
             Some(nix::dir::Type::Symlink) => EntryKind::Symlink,
             Some(_) => EntryKind::Other,
             // Some filesystems do not fill d_type: ask, without following a symlink.
-            None => nix::sys::stat::fstatat(dirfd.as_fd(), name.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map_or(EntryKind::Other, |st| kind_of(&st)),
+            None => nix::sys::stat::fstatat(
+                dirfd.as_fd(),
+                name.as_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_or(EntryKind::Other, |st| kind_of(&st)),
         };
         out.push((name, kind));
     }

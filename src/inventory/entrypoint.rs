@@ -16,18 +16,34 @@ const MAX_SHEBANG: u64 = 256;
 const MAX_INTERPRETER_DEPTH: usize = 4;
 
 /// Resolves the entrypoint and loads its closure. Problems become findings.
-pub fn resolve(loader: &Loader, process: &ProcessSpec, findings: &mut Vec<FileFinding>) -> Option<(Entrypoint, Closure)> {
+pub fn resolve(
+    loader: &Loader,
+    process: &ProcessSpec,
+    findings: &mut Vec<FileFinding>,
+) -> Option<(Entrypoint, Closure)> {
     let command = process.args.first()?.clone();
     let path_var = process.env_var("PATH").unwrap_or(DEFAULT_PATH);
-    let mut entry = Entrypoint { command: command.clone(), path: None, interpreter: None, libraries: Vec::new(), missing: Vec::new() };
+    let mut entry = Entrypoint {
+        command: command.clone(),
+        path: None,
+        interpreter: None,
+        libraries: Vec::new(),
+        missing: Vec::new(),
+    };
     let Some(path) = lookup(loader, &command, path_var, &process.cwd) else {
-        findings.push(finding("entrypoint-not-found", &command, format!("{command}: not found in the container (PATH={path_var})")));
+        findings.push(finding(
+            "entrypoint-not-found",
+            &command,
+            format!("{command}: not found in the container (PATH={path_var})"),
+        ));
         return Some((entry, Closure::default()));
     };
     entry.path = Some(path.clone());
     let (elf_path, interpreter) = follow_shebang(loader, &path, path_var, findings);
     entry.interpreter = interpreter;
-    let Some(elf_path) = elf_path else { return Some((entry, Closure::default())) };
+    let Some(elf_path) = elf_path else {
+        return Some((entry, Closure::default()));
+    };
     let obj = match Object::load(loader.root(), &elf_path) {
         Ok(obj) => obj,
         Err(e) => {
@@ -52,7 +68,10 @@ fn describe_closure(closure: &Closure, entry: &mut Entrypoint) {
         }
     }
     for (soname, by) in &closure.missing {
-        entry.missing.push(MissingLibrary { soname: soname.clone(), needed_by: by.clone() });
+        entry.missing.push(MissingLibrary {
+            soname: soname.clone(),
+            needed_by: by.clone(),
+        });
     }
 }
 
@@ -61,7 +80,11 @@ fn describe_closure(closure: &Closure, entry: &mut Entrypoint) {
 fn lookup(loader: &Loader, command: &str, path_var: &str, cwd: &str) -> Option<String> {
     let root = loader.root();
     if command.contains('/') {
-        let path = if command.starts_with('/') { command.to_string() } else { format!("{}/{command}", cwd.trim_end_matches('/')) };
+        let path = if command.starts_with('/') {
+            command.to_string()
+        } else {
+            format!("{}/{command}", cwd.trim_end_matches('/'))
+        };
         return root.is_file(&path).then_some(path);
     }
     path_var
@@ -73,15 +96,24 @@ fn lookup(loader: &Loader, command: &str, path_var: &str, cwd: &str) -> Option<S
 
 /// Follows `#!` lines to the ELF file the kernel finally loads. `/usr/bin/env NAME` is
 /// followed to NAME through `PATH`, as env does.
-fn follow_shebang(loader: &Loader, path: &str, path_var: &str, findings: &mut Vec<FileFinding>) -> (Option<String>, Option<String>) {
+fn follow_shebang(
+    loader: &Loader,
+    path: &str,
+    path_var: &str,
+    findings: &mut Vec<FileFinding>,
+) -> (Option<String>, Option<String>) {
     let mut current = path.to_string();
     let mut interpreter = None;
     for _ in 0..MAX_INTERPRETER_DEPTH {
-        let Some(line) = shebang(loader, &current) else { return (Some(current), interpreter) };
+        let Some(line) = shebang(loader, &current) else {
+            return (Some(current), interpreter);
+        };
         let mut words = line.split_whitespace();
         let Some(interp) = words.next() else { break };
         let next = if interp.ends_with("/env") {
-            words.find(|w| !w.starts_with('-')).and_then(|name| lookup(loader, name, path_var, "/"))
+            words
+                .find(|w| !w.starts_with('-'))
+                .and_then(|name| lookup(loader, name, path_var, "/"))
         } else {
             Some(interp.to_string())
         };
@@ -89,7 +121,11 @@ fn follow_shebang(loader: &Loader, path: &str, path_var: &str, findings: &mut Ve
         match next {
             Some(n) if loader.root().is_file(&n) => current = n,
             _ => {
-                findings.push(finding("interpreter-not-found", path, format!("{path}: interpreter of `#!{line}` not found in the container")));
+                findings.push(finding(
+                    "interpreter-not-found",
+                    path,
+                    format!("{path}: interpreter of `#!{line}` not found in the container"),
+                ));
                 return (None, interpreter);
             }
         }
@@ -108,5 +144,9 @@ fn shebang(loader: &Loader, path: &str) -> Option<String> {
 }
 
 fn finding(code: &str, path: &str, message: String) -> FileFinding {
-    FileFinding { code: code.to_string(), path: path.to_string(), message }
+    FileFinding {
+        code: code.to_string(),
+        path: path.to_string(),
+        message,
+    }
 }

@@ -43,12 +43,20 @@ struct Examined {
 
 impl Examined {
     fn new() -> Self {
-        Examined { seen: HashSet::new(), objects: Vec::new(), signals: Vec::new(), glibc: BTreeMap::new(), findings: Vec::new() }
+        Examined {
+            seen: HashSet::new(),
+            objects: Vec::new(),
+            signals: Vec::new(),
+            glibc: BTreeMap::new(),
+            findings: Vec::new(),
+        }
     }
 
     /// Adds an object found by the loader: its path may go through symlinks.
     fn add(&mut self, root: &RootFs, obj: &Object) {
-        let real = root.canonicalize(&obj.path).unwrap_or_else(|_| obj.path.clone());
+        let real = root
+            .canonicalize(&obj.path)
+            .unwrap_or_else(|_| obj.path.clone());
         self.add_real(obj, real);
     }
 
@@ -59,7 +67,10 @@ impl Examined {
         }
         let glibc_needed = glibc_needed(obj);
         if let Some(v) = &glibc_needed {
-            self.glibc.entry(v.clone()).or_default().push(obj.path.clone());
+            self.glibc
+                .entry(v.clone())
+                .or_default()
+                .push(obj.path.clone());
         }
         self.signals.extend(microarch::object_signals(obj));
         self.objects.push(ObjectSummary {
@@ -80,8 +91,16 @@ impl Examined {
             ObjectError::NotElf { path } => ("not-elf", path.clone()),
             ObjectError::Elf { path, .. } => ("malformed-elf", path.clone()),
         };
-        if !self.findings.iter().any(|f| f.path == path && f.code == code) {
-            self.findings.push(FileFinding { code: code.into(), path, message: e.to_string() });
+        if !self
+            .findings
+            .iter()
+            .any(|f| f.path == path && f.code == code)
+        {
+            self.findings.push(FileFinding {
+                code: code.into(),
+                path,
+                message: e.to_string(),
+            });
         }
     }
 }
@@ -93,8 +112,18 @@ fn root_error_path(e: &crate::input::rootfs::RootError) -> String {
     }
 }
 
-/// The highest non-weak `GLIBC_2.N` an object needs from libc or the loader.
+/// The highest non-weak `GLIBC_2.N` an object needs from libc or the loader. glibc's
+/// own parts (they define `GLIBC_*` nodes) need each other's versions, which they
+/// bring along: they are not counted.
 fn glibc_needed(obj: &Object) -> Option<Version> {
+    if obj
+        .info
+        .version_definitions
+        .iter()
+        .any(|d| d.starts_with("GLIBC_"))
+    {
+        return None;
+    }
     obj.info
         .version_needs
         .iter()
@@ -110,11 +139,16 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
     let mut examined = Examined::new();
     loader_findings(&loader, &mut examined);
 
-    let entry = req.process.and_then(|p| entrypoint::resolve(&loader, p, &mut examined.findings));
+    let entry = req
+        .process
+        .and_then(|p| entrypoint::resolve(&loader, p, &mut examined.findings));
     if let Some((_, closure)) = &entry {
         record_closure(root, closure, &mut examined);
     }
-    let interp = entry.as_ref().and_then(|(_, c)| c.objects.first()).and_then(|o| o.info.interpreter.clone());
+    let interp = entry
+        .as_ref()
+        .and_then(|(_, c)| c.objects.first())
+        .and_then(|o| o.info.interpreter.clone());
     let libc = match libc::detect(&loader, interp.as_deref()) {
         Ok(found) => found,
         Err(e) => {
@@ -131,13 +165,23 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
     let machine_obj = machine_object(&libc, &entry);
     let arch = machine_obj.map(|o| o.info.machine_name().to_string());
     let machine = machine_obj.map(|o| o.info.machine);
-    let class = machine_obj.map_or(ElfClass::Elf64, |o| o.info.class.clone());
-    let mpi = mpi_installs(&loader, machine, class.clone(), entry.as_ref().map(|(_, c)| c), &mut examined);
+    let class = machine_obj.map_or(ElfClass::Elf64, |o| o.info.class);
+    let mpi = mpi_installs(
+        &loader,
+        machine,
+        class,
+        entry.as_ref().map(|(_, c)| c),
+        &mut examined,
+    );
     let gpu = match machine {
         Some(m) => gpu::detect(&loader, m, req.process),
         None => Gpu::default(),
     };
-    let mut scan = ScanSummary { mode: "default".into(), files: 0, elf_files: 0 };
+    let mut scan = ScanSummary {
+        mode: "default".into(),
+        files: 0,
+        elf_files: 0,
+    };
     if req.all {
         scan = scan_all(root, &mut examined);
     } else {
@@ -145,7 +189,11 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
         scan.elf_files = examined.objects.len();
     }
     for p in loader.skipped() {
-        examined.findings.push(FileFinding { code: "unloadable-library".into(), path: p.path, message: p.message });
+        examined.findings.push(FileFinding {
+            code: "unloadable-library".into(),
+            path: p.path,
+            message: p.message,
+        });
     }
     let labels = filter_labels(req.annotations);
     let (label_signals, unknown) = microarch::label_signals(&labels);
@@ -161,7 +209,10 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
         .glibc
         .iter()
         .next_back()
-        .map(|(v, by)| GlibcRequirement { version: v.to_string(), needed_by: by.clone() });
+        .map(|(v, by)| GlibcRequirement {
+            version: v.to_string(),
+            needed_by: by.clone(),
+        });
 
     Inventory {
         schema_version: SCHEMA_VERSION,
@@ -186,10 +237,18 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
 
 fn loader_findings(loader: &Loader, examined: &mut Examined) {
     if let Some(p) = &loader.cache_problem {
-        examined.findings.push(FileFinding { code: "ld-cache-invalid".into(), path: p.path.clone(), message: p.message.clone() });
+        examined.findings.push(FileFinding {
+            code: "ld-cache-invalid".into(),
+            path: p.path.clone(),
+            message: p.message.clone(),
+        });
     }
     for p in &loader.conf_problems {
-        examined.findings.push(FileFinding { code: "ld-conf-unreadable".into(), path: p.path.clone(), message: p.message.clone() });
+        examined.findings.push(FileFinding {
+            code: "ld-conf-unreadable".into(),
+            path: p.path.clone(),
+            message: p.message.clone(),
+        });
     }
 }
 
@@ -203,7 +262,10 @@ fn record_closure(root: &RootFs, closure: &Closure, examined: &mut Examined) {
 }
 
 /// The object that says what the root's machine is: its libc, else its entrypoint.
-fn machine_object<'a>(libc: &'a Option<libc::LibcFound>, entry: &'a Option<(Entrypoint, Closure)>) -> Option<&'a Object> {
+fn machine_object<'a>(
+    libc: &'a Option<libc::LibcFound>,
+    entry: &'a Option<(Entrypoint, Closure)>,
+) -> Option<&'a Object> {
     match libc {
         Some(found) => Some(&found.libc_object),
         None => entry.as_ref().and_then(|(_, c)| c.objects.first()),
@@ -219,21 +281,46 @@ fn mpi_installs(
     closure: Option<&Closure>,
     examined: &mut Examined,
 ) -> Vec<MpiInstall> {
-    let Some(machine) = machine else { return Vec::new() };
-    let mut sonames: Vec<String> = Vec::new();
+    let Some(machine) = machine else {
+        return Vec::new();
+    };
+    // The canonical sonames first, so that a library reachable under several names
+    // (Debian's libmpi.so.12 -> libmpich.so.12) is reported under its own.
+    let mut sonames: Vec<String> = [
+        "libmpich.so.12",
+        "libmpi.so.40",
+        "libmpi_abi.so.1",
+        "libmpi.so.12",
+    ]
+    .map(String::from)
+    .to_vec();
     if let Some(cache) = &loader.cache {
-        sonames.extend(cache.entries.iter().map(|e| e.soname.clone()).filter(|s| mpi::is_mpi_soname(s)));
+        sonames.extend(
+            cache
+                .entries
+                .iter()
+                .map(|e| e.soname.clone())
+                .filter(|s| mpi::is_mpi_soname(s)),
+        );
     }
     if let Some(c) = closure {
-        sonames.extend(c.objects.iter().filter_map(|o| o.info.soname.clone()).filter(|s| mpi::is_mpi_soname(s)));
+        sonames.extend(
+            c.objects
+                .iter()
+                .filter_map(|o| o.info.soname.clone())
+                .filter(|s| mpi::is_mpi_soname(s)),
+        );
     }
-    sonames.extend(["libmpi.so.40", "libmpich.so.12", "libmpi.so.12", "libmpi_abi.so.1"].map(String::from));
-    sonames.sort();
-    sonames.dedup();
+    let mut seen = HashSet::new();
+    sonames.retain(|s| seen.insert(s.clone()));
     let mut out: Vec<MpiInstall> = Vec::new();
     for soname in sonames {
-        let Some(found) = loader.find_plain(&soname, machine, class.clone()) else { continue };
-        let Ok(real) = loader.root().canonicalize(&found.path) else { continue };
+        let Some(found) = loader.find_plain(&soname, machine, class) else {
+            continue;
+        };
+        let Ok(real) = loader.root().canonicalize(&found.path) else {
+            continue;
+        };
         if out.iter().any(|m| m.real_path == real) {
             continue;
         }
@@ -241,7 +328,12 @@ fn mpi_installs(
             Ok(obj) => {
                 examined.add_real(&obj, real.clone());
                 // The library's own DT_SONAME names it better than the alias it was found by.
-                let own = obj.info.soname.clone().filter(|s| mpi::is_mpi_soname(s)).unwrap_or(soname);
+                let own = obj
+                    .info
+                    .soname
+                    .clone()
+                    .filter(|s| mpi::is_mpi_soname(s))
+                    .unwrap_or(soname);
                 out.push(mpi::identify(&obj, &own, &real));
             }
             Err(e) => examined.error(&e),
@@ -258,7 +350,12 @@ fn cache_summary(loader: &Loader) -> LoaderCacheSummary {
     };
     if let Some(cache) = &loader.cache {
         summary.present = true;
-        summary.format = Some(serde_json::to_value(&cache.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+        summary.format = Some(
+            serde_json::to_value(&cache.format)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+        );
         summary.entries = cache.entries.len();
         summary.hwcaps_entries = cache.entries.iter().filter(|e| e.hwcaps.is_some()).count();
     }
@@ -270,7 +367,9 @@ fn filter_labels(annotations: Option<&BTreeMap<String, String>>) -> BTreeMap<Str
     annotations
         .map(|a| {
             a.iter()
-                .filter(|(k, _)| k.starts_with("org.supercontainers.") || k.starts_with("io.archspec."))
+                .filter(|(k, _)| {
+                    k.starts_with("org.supercontainers.") || k.starts_with("io.archspec.")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -279,7 +378,11 @@ fn filter_labels(annotations: Option<&BTreeMap<String, String>>) -> BTreeMap<Str
 
 /// Examines every regular file with an ELF header, without following symlinks.
 fn scan_all(root: &RootFs, examined: &mut Examined) -> ScanSummary {
-    let mut summary = ScanSummary { mode: "all".into(), files: 0, elf_files: 0 };
+    let mut summary = ScanSummary {
+        mode: "all".into(),
+        files: 0,
+        elf_files: 0,
+    };
     let mut visit = |path: &str, file: Result<std::fs::File, crate::input::rootfs::RootError>| {
         summary.files += 1;
         let file = match file {

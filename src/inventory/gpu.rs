@@ -26,7 +26,9 @@ fn nvidia_driver(loader: &Loader, machine: u16) -> Option<VersionFact> {
             return Some(fact(v, PROC));
         }
     }
-    ["libcuda.so.1", "libnvidia-ml.so.1"].iter().find_map(|soname| library_suffix(loader, machine, soname))
+    ["libcuda.so.1", "libnvidia-ml.so.1"]
+        .iter()
+        .find_map(|soname| library_suffix(loader, machine, soname))
 }
 
 /// "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 ..." -> 535.104.05
@@ -37,9 +39,18 @@ pub fn parse_proc_version(text: &str) -> Option<String> {
     is_numeric_version(word).then(|| word.to_string())
 }
 
-fn cuda_runtime(loader: &Loader, machine: u16, process: Option<&ProcessSpec>) -> Option<VersionFact> {
+fn cuda_runtime(
+    loader: &Loader,
+    machine: u16,
+    process: Option<&ProcessSpec>,
+) -> Option<VersionFact> {
     const JSON: &str = "/usr/local/cuda/version.json";
-    if let Some(v) = loader.root().read_text(JSON).ok().and_then(|t| parse_version_json(&t)) {
+    if let Some(v) = loader
+        .root()
+        .read_text(JSON)
+        .ok()
+        .and_then(|t| parse_version_json(&t))
+    {
         return Some(fact(v, JSON));
     }
     if let Some(f) = library_suffix(loader, machine, "libcudart.so.12")
@@ -49,10 +60,16 @@ fn cuda_runtime(loader: &Loader, machine: u16, process: Option<&ProcessSpec>) ->
         return Some(f);
     }
     let process = process?;
-    if let Some(v) = process.env_var("CUDA_VERSION").filter(|v| is_numeric_version(v)) {
+    if let Some(v) = process
+        .env_var("CUDA_VERSION")
+        .filter(|v| is_numeric_version(v))
+    {
         return Some(fact(v.to_string(), "env CUDA_VERSION"));
     }
-    process.env_var("NVIDIA_REQUIRE_CUDA").and_then(parse_require_cuda).map(|v| fact(v, "env NVIDIA_REQUIRE_CUDA"))
+    process
+        .env_var("NVIDIA_REQUIRE_CUDA")
+        .and_then(parse_require_cuda)
+        .map(|v| fact(v, "env NVIDIA_REQUIRE_CUDA"))
 }
 
 /// `{"cuda": {"name": "CUDA SDK", "version": "12.2.2"}, ...}`
@@ -73,7 +90,12 @@ pub fn parse_require_cuda(text: &str) -> Option<String> {
 fn rocm(loader: &Loader, machine: u16) -> Option<VersionFact> {
     const INFO: &str = "/opt/rocm/.info/version";
     if let Ok(text) = loader.root().read_text(INFO) {
-        let v = text.trim().split('-').next().unwrap_or_default().to_string();
+        let v = text
+            .trim()
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         if is_numeric_version(&v) {
             return Some(fact(v, INFO));
         }
@@ -96,11 +118,16 @@ fn library_suffix(loader: &Loader, machine: u16, soname: &str) -> Option<Version
 }
 
 fn is_numeric_version(v: &str) -> bool {
-    !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    !v.is_empty()
+        && v.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn fact(version: String, source: &str) -> VersionFact {
-    VersionFact { version, source: source.to_string() }
+    VersionFact {
+        version,
+        source: source.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -116,9 +143,15 @@ mod tests {
 
     #[test]
     fn cuda_sources() {
-        assert_eq!(parse_version_json(r#"{"cuda":{"name":"CUDA SDK","version":"12.2.2"}}"#).as_deref(), Some("12.2.2"));
+        assert_eq!(
+            parse_version_json(r#"{"cuda":{"name":"CUDA SDK","version":"12.2.2"}}"#).as_deref(),
+            Some("12.2.2")
+        );
         assert_eq!(parse_version_json("{"), None);
-        assert_eq!(parse_require_cuda("cuda>=12.2 brand=tesla,driver>=470").as_deref(), Some("12.2"));
+        assert_eq!(
+            parse_require_cuda("cuda>=12.2 brand=tesla,driver>=470").as_deref(),
+            Some("12.2")
+        );
         assert_eq!(parse_require_cuda("brand=tesla"), None);
     }
 }

@@ -96,7 +96,15 @@ const EM_LOONGARCH: u16 = 258;
 
 /// Machines whose ldconfig marks every libc6 library with an ABI flag: a plain "libc6"
 /// entry is never theirs (it is an i386 library in an x86-64 cache, say).
-const ALWAYS_FLAGGED: &[u16] = &[EM_X86_64, EM_AARCH64, EM_IA_64, EM_PPC64, EM_SPARCV9, EM_RISCV, EM_LOONGARCH];
+const ALWAYS_FLAGGED: &[u16] = &[
+    EM_X86_64,
+    EM_AARCH64,
+    EM_IA_64,
+    EM_PPC64,
+    EM_SPARCV9,
+    EM_RISCV,
+    EM_LOONGARCH,
+];
 
 /// One library in the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,12 +162,28 @@ pub enum LdCacheError {
     #[error("new-format header marks the cache as invalid (endianness flag {0})")]
     InvalidByteOrder(u8),
     #[error("entry {index}: {field} string offset {offset} out of range")]
-    BadString { index: usize, field: &'static str, offset: u32 },
-    #[error("entry {index}: {field} string at offset {offset} has no terminating nul within {MAX_STRING_LEN} bytes")]
-    UnterminatedString { index: usize, field: &'static str, offset: u32 },
+    BadString {
+        index: usize,
+        field: &'static str,
+        offset: u32,
+    },
+    #[error(
+        "entry {index}: {field} string at offset {offset} has no terminating nul within {MAX_STRING_LEN} bytes"
+    )]
+    UnterminatedString {
+        index: usize,
+        field: &'static str,
+        offset: u32,
+    },
     #[error("entry {index}: {field} string at offset {offset} is not utf-8")]
-    NotUtf8 { index: usize, field: &'static str, offset: u32 },
-    #[error("entry {index}: the entries' strings add up to more than {limit} bytes, more than a real cache holds")]
+    NotUtf8 {
+        index: usize,
+        field: &'static str,
+        offset: u32,
+    },
+    #[error(
+        "entry {index}: the entries' strings add up to more than {limit} bytes, more than a real cache holds"
+    )]
     StringsTooLarge { index: usize, limit: usize },
 }
 
@@ -297,13 +321,24 @@ impl LdCache {
     /// must also have an ISA level the host supports (read from the same list), and
     /// entries with legacy hwcap bits (other than `tls`) are skipped, since the host's
     /// legacy hwcaps are not known here.
-    pub fn lookup(&self, soname: &str, machine: u16, supported_hwcaps: &[&str]) -> Option<&CacheEntry> {
+    pub fn lookup(
+        &self,
+        soname: &str,
+        machine: u16,
+        supported_hwcaps: &[&str],
+    ) -> Option<&CacheEntry> {
         let host_isa = x86_isa_support(supported_hwcaps);
         let mut best_hwcaps: Option<(usize, &CacheEntry)> = None;
         let mut best_base: Option<&CacheEntry> = None;
-        for entry in self.entries.iter().filter(|e| e.soname == soname && e.runs_on(machine)) {
+        for entry in self
+            .entries
+            .iter()
+            .filter(|e| e.soname == soname && e.runs_on(machine))
+        {
             if entry.is_hwcaps_entry() {
-                let Some(priority) = hwcaps_priority(entry, supported_hwcaps) else { continue };
+                let Some(priority) = hwcaps_priority(entry, supported_hwcaps) else {
+                    continue;
+                };
                 if machine == EM_X86_64 && !isa_level_supported(entry.isa_level(), host_isa) {
                     continue;
                 }
@@ -333,22 +368,35 @@ fn hwcaps_priority(entry: &CacheEntry, supported: &[&str]) -> Option<usize> {
 /// `GNU_PROPERTY_X86_ISA_1_*` bits the host has, derived from its glibc-hwcaps list:
 /// baseline always, v2/v3/v4 when their subdirectory is supported.
 fn x86_isa_support(supported: &[&str]) -> u32 {
-    let levels = [("x86-64-v2", 1 << 1), ("x86-64-v3", 1 << 2), ("x86-64-v4", 1 << 3)];
-    levels.iter().filter(|(name, _)| supported.contains(name)).fold(1, |acc, (_, bit)| acc | bit)
+    let levels = [
+        ("x86-64-v2", 1 << 1),
+        ("x86-64-v3", 1 << 2),
+        ("x86-64-v4", 1 << 3),
+    ];
+    levels
+        .iter()
+        .filter(|(name, _)| supported.contains(name))
+        .fold(1, |acc, (_, bit)| acc | bit)
 }
 
 /// `dl_cache_hwcap_isa_level_compatible` on x86: level N needs ISA bit 1 << N.
 fn isa_level_supported(level: u32, host: u32) -> bool {
-    1u32.checked_shl(level).is_some_and(|needed| needed & host == needed)
+    1u32.checked_shl(level)
+        .is_some_and(|needed| needed & host == needed)
 }
 
 /// The old format, then a new part at the aligned end of the old table if its magic is
 /// there (glibc then ignores the old entries).
 fn parse_old_or_combined(bytes: &[u8]) -> Result<LdCache, LdCacheError> {
-    let fits = |n: u32| table_end(OLD_HEADER_SIZE, n, OLD_ENTRY_SIZE).is_some_and(|end| end <= bytes.len());
-    let order = guess_order(bytes, OLD_NLIBS_AT, fits).ok_or(LdCacheError::Truncated("old-format header"))?;
+    let fits = |n: u32| {
+        table_end(OLD_HEADER_SIZE, n, OLD_ENTRY_SIZE).is_some_and(|end| end <= bytes.len())
+    };
+    let order = guess_order(bytes, OLD_NLIBS_AT, fits)
+        .ok_or(LdCacheError::Truncated("old-format header"))?;
     let reader = Reader { bytes, order };
-    let nlibs = reader.u32(OLD_NLIBS_AT).ok_or(LdCacheError::Truncated("old-format header"))?;
+    let nlibs = reader
+        .u32(OLD_NLIBS_AT)
+        .ok_or(LdCacheError::Truncated("old-format header"))?;
     let strings_at = table_end(OLD_HEADER_SIZE, nlibs, OLD_ENTRY_SIZE)
         .filter(|end| *end <= bytes.len())
         .ok_or(LdCacheError::Truncated("old-format entry table"))?;
@@ -357,29 +405,51 @@ fn parse_old_or_combined(bytes: &[u8]) -> Result<LdCache, LdCacheError> {
         return Ok(section.into_cache(CacheFormat::Combined));
     }
     let entries = read_old_entries(&reader, nlibs, strings_at)?;
-    Ok(LdCache { format: CacheFormat::Old, byte_order: order, entries, generator: None, warnings: Vec::new() })
+    Ok(LdCache {
+        format: CacheFormat::Old,
+        byte_order: order,
+        entries,
+        generator: None,
+        warnings: Vec::new(),
+    })
 }
 
 /// Where the new header of a combined file starts, if it is there.
 fn embedded_new_section(bytes: &[u8], old_table_end: usize) -> Option<usize> {
     let at = old_table_end.checked_next_multiple_of(NEW_HEADER_ALIGN)?;
     let magic = bytes.get(at..at.checked_add(NEW_MAGIC.len())?)?;
-    let header_fits = at.checked_add(NEW_HEADER_SIZE).is_some_and(|end| end <= bytes.len());
+    let header_fits = at
+        .checked_add(NEW_HEADER_SIZE)
+        .is_some_and(|end| end <= bytes.len());
     (magic == NEW_MAGIC && header_fits).then_some(at)
 }
 
 /// Old entries: `{flags, key, value}`, string offsets relative to the end of the table.
-fn read_old_entries(reader: &Reader, nlibs: u32, strings_at: usize) -> Result<Vec<CacheEntry>, LdCacheError> {
+fn read_old_entries(
+    reader: &Reader,
+    nlibs: u32,
+    strings_at: usize,
+) -> Result<Vec<CacheEntry>, LdCacheError> {
     let mut entries = Vec::with_capacity(usize::try_from(nlibs).unwrap_or(0));
     let mut budget = StringBudget::for_file(reader.bytes);
     let mut at = OLD_HEADER_SIZE;
     for index in 0..table_len(nlibs) {
-        let (flags, key, value) = reader.entry_head(at).ok_or(LdCacheError::Truncated("old-format entry table"))?;
+        let (flags, key, value) = reader
+            .entry_head(at)
+            .ok_or(LdCacheError::Truncated("old-format entry table"))?;
         let soname = reader.entry_string(strings_at, key, index, "soname")?;
         let path = reader.entry_string(strings_at, value, index, "path")?;
         budget.charge(index, &[&soname, &path])?;
-        entries.push(CacheEntry { soname, path, flags, hwcaps: None, hwcap: 0 });
-        at = at.checked_add(OLD_ENTRY_SIZE).ok_or(LdCacheError::Truncated("old-format entry table"))?;
+        entries.push(CacheEntry {
+            soname,
+            path,
+            flags,
+            hwcaps: None,
+            hwcap: 0,
+        });
+        at = at
+            .checked_add(OLD_ENTRY_SIZE)
+            .ok_or(LdCacheError::Truncated("old-format entry table"))?;
     }
     Ok(entries)
 }
@@ -396,24 +466,36 @@ impl NewSection {
     /// Reads the new format whose header starts at `start` (0, or after the old table).
     /// String offsets are relative to `start`; extension offsets to the file start.
     fn read(bytes: &[u8], start: usize) -> Result<NewSection, LdCacheError> {
-        let header_end = start.checked_add(NEW_HEADER_SIZE).filter(|end| *end <= bytes.len());
+        let header_end = start
+            .checked_add(NEW_HEADER_SIZE)
+            .filter(|end| *end <= bytes.len());
         let header_end = header_end.ok_or(LdCacheError::Truncated("new-format header"))?;
         let order = new_section_order(bytes, start, header_end)?;
         let reader = Reader { bytes, order };
-        let nlibs = reader.u32_at(start, NEW_NLIBS_AT).ok_or(LdCacheError::Truncated("new-format header"))?;
+        let nlibs = reader
+            .u32_at(start, NEW_NLIBS_AT)
+            .ok_or(LdCacheError::Truncated("new-format header"))?;
         table_end(header_end, nlibs, NEW_ENTRY_SIZE)
             .filter(|end| *end <= bytes.len())
             .ok_or(LdCacheError::Truncated("new-format entry table"))?;
-        let extension_at =
-            reader.u32_at(start, NEW_EXTENSION_AT).ok_or(LdCacheError::Truncated("new-format header"))?;
+        let extension_at = reader
+            .u32_at(start, NEW_EXTENSION_AT)
+            .ok_or(LdCacheError::Truncated("new-format header"))?;
         let mut warnings = Vec::new();
         let extensions = Extensions::read(&reader, extension_at).unwrap_or_else(|problem| {
-            warnings.push(format!("ignored the extension directory at offset {extension_at}: {problem}"));
+            warnings.push(format!(
+                "ignored the extension directory at offset {extension_at}: {problem}"
+            ));
             Extensions::default()
         });
         let entries = read_new_entries(&reader, nlibs, start, header_end, &extensions)?;
         let generator = extensions.generator(bytes);
-        Ok(NewSection { order, entries, generator, warnings })
+        Ok(NewSection {
+            order,
+            entries,
+            generator,
+            warnings,
+        })
     }
 
     fn into_cache(self, format: CacheFormat) -> LdCache {
@@ -430,7 +512,11 @@ impl NewSection {
 /// The byte order the header's flags declare. Caches from before glibc 2.33 leave it
 /// unset; glibc then assumes its own order, which for a foreign image is unknown, so
 /// the order in which `nlibs` fits the file is taken.
-fn new_section_order(bytes: &[u8], start: usize, header_end: usize) -> Result<ByteOrder, LdCacheError> {
+fn new_section_order(
+    bytes: &[u8],
+    start: usize,
+    header_end: usize,
+) -> Result<ByteOrder, LdCacheError> {
     let flags = start
         .checked_add(NEW_FLAGS_AT)
         .and_then(|at| bytes.get(at))
@@ -441,7 +527,9 @@ fn new_section_order(bytes: &[u8], start: usize, header_end: usize) -> Result<By
         3 => Ok(ByteOrder::Big),
         1 => Err(LdCacheError::InvalidByteOrder(1)),
         _ => {
-            let fits = |n: u32| table_end(header_end, n, NEW_ENTRY_SIZE).is_some_and(|end| end <= bytes.len());
+            let fits = |n: u32| {
+                table_end(header_end, n, NEW_ENTRY_SIZE).is_some_and(|end| end <= bytes.len())
+            };
             guess_order(bytes, start.saturating_add(NEW_NLIBS_AT), fits)
                 .ok_or(LdCacheError::Truncated("new-format header"))
         }
@@ -460,16 +548,28 @@ fn read_new_entries(
     let mut budget = StringBudget::for_file(reader.bytes);
     let mut at = table_at;
     for index in 0..table_len(nlibs) {
-        let (flags, key, value) = reader.entry_head(at).ok_or(LdCacheError::Truncated("new-format entry table"))?;
-        let hwcap =
-            at.checked_add(16).and_then(|a| reader.u64(a)).ok_or(LdCacheError::Truncated("new-format entry table"))?;
+        let (flags, key, value) = reader
+            .entry_head(at)
+            .ok_or(LdCacheError::Truncated("new-format entry table"))?;
+        let hwcap = at
+            .checked_add(16)
+            .and_then(|a| reader.u64(a))
+            .ok_or(LdCacheError::Truncated("new-format entry table"))?;
         let soname = reader.entry_string(strings_at, key, index, "soname")?;
         let path = reader.entry_string(strings_at, value, index, "path")?;
         let name = extensions.hwcaps_name(reader, hwcap);
         budget.charge(index, &[&soname, &path, name.unwrap_or("")])?;
         let hwcaps = name.map(str::to_owned);
-        entries.push(CacheEntry { soname, path, flags, hwcaps, hwcap });
-        at = at.checked_add(NEW_ENTRY_SIZE).ok_or(LdCacheError::Truncated("new-format entry table"))?;
+        entries.push(CacheEntry {
+            soname,
+            path,
+            flags,
+            hwcaps,
+            hwcap,
+        });
+        at = at
+            .checked_add(NEW_ENTRY_SIZE)
+            .ok_or(LdCacheError::Truncated("new-format entry table"))?;
     }
     Ok(entries)
 }
@@ -493,31 +593,49 @@ impl Extensions {
             return Err("offset is not a multiple of 4");
         }
         let at = usize::try_from(offset).map_err(|_| "offset out of range")?;
-        let magic = reader.u32(at).ok_or("directory extends beyond the end of the file")?;
+        let magic = reader
+            .u32(at)
+            .ok_or("directory extends beyond the end of the file")?;
         if magic != EXTENSION_MAGIC {
             return Err("bad magic");
         }
-        let count = reader.u32_at(at, 4).ok_or("directory extends beyond the end of the file")?;
-        let sections_at = at.checked_add(EXTENSION_HEADER_SIZE).ok_or("offset out of range")?;
+        let count = reader
+            .u32_at(at, 4)
+            .ok_or("directory extends beyond the end of the file")?;
+        let sections_at = at
+            .checked_add(EXTENSION_HEADER_SIZE)
+            .ok_or("offset out of range")?;
         table_end(sections_at, count, EXTENSION_SECTION_SIZE)
             .filter(|end| *end <= reader.bytes.len())
             .ok_or("section table extends beyond the end of the file")?;
         // The table end was checked above, so these offsets stay inside the file.
-        for section_at in (sections_at..).step_by(EXTENSION_SECTION_SIZE).take(table_len(count)) {
+        for section_at in (sections_at..)
+            .step_by(EXTENSION_SECTION_SIZE)
+            .take(table_len(count))
+        {
             found.add_section(reader, section_at)?;
         }
-        found.hwcaps = found.hwcaps.filter(|(off, size)| *size != 0 && off % 4 == 0 && size % 4 == 0);
+        found.hwcaps = found
+            .hwcaps
+            .filter(|(off, size)| *size != 0 && off % 4 == 0 && size % 4 == 0);
         Ok(found)
     }
 
     /// One `{tag, flags, offset, size}` descriptor; later ones replace earlier ones of
     /// the same tag, unknown tags are skipped, as in glibc.
     fn add_section(&mut self, reader: &Reader, at: usize) -> Result<(), &'static str> {
-        let read = |field: usize| reader.u32_at(at, field).ok_or("section table extends beyond the end of the file");
+        let read = |field: usize| {
+            reader
+                .u32_at(at, field)
+                .ok_or("section table extends beyond the end of the file")
+        };
         let (tag, offset, size) = (read(0)?, read(8)?, read(12)?);
         let offset = usize::try_from(offset).map_err(|_| "section offset out of range")?;
         let size = usize::try_from(size).map_err(|_| "section size out of range")?;
-        if offset.checked_add(size).is_none_or(|end| end > reader.bytes.len()) {
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > reader.bytes.len())
+        {
             return Err("section data extends beyond the end of the file");
         }
         match tag {
@@ -562,14 +680,22 @@ struct StringBudget {
 
 impl StringBudget {
     fn for_file(bytes: &[u8]) -> StringBudget {
-        let limit = bytes.len().saturating_mul(STRING_BUDGET_FACTOR).saturating_add(STRING_BUDGET_EXTRA);
+        let limit = bytes
+            .len()
+            .saturating_mul(STRING_BUDGET_FACTOR)
+            .saturating_add(STRING_BUDGET_EXTRA);
         StringBudget { limit, left: limit }
     }
 
     fn charge(&mut self, index: usize, strings: &[&str]) -> Result<(), LdCacheError> {
         for s in strings {
-            self.left =
-                self.left.checked_sub(s.len()).ok_or(LdCacheError::StringsTooLarge { index, limit: self.limit })?;
+            self.left = self
+                .left
+                .checked_sub(s.len())
+                .ok_or(LdCacheError::StringsTooLarge {
+                    index,
+                    limit: self.limit,
+                })?;
         }
         Ok(())
     }
@@ -589,7 +715,10 @@ fn c_string(bytes: &[u8], at: usize) -> Result<&str, StringError> {
     }
     let tail = bytes.get(at..).ok_or(StringError::OutOfRange)?;
     let window = tail.get(..MAX_STRING_LEN.saturating_add(1)).unwrap_or(tail);
-    let end = window.iter().position(|b| *b == 0).ok_or(StringError::Unterminated)?;
+    let end = window
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or(StringError::Unterminated)?;
     let text = window.get(..end).ok_or(StringError::Unterminated)?;
     std::str::from_utf8(text).map_err(|_| StringError::NotUtf8)
 }
@@ -641,13 +770,31 @@ impl<'a> Reader<'a> {
         index: usize,
         field: &'static str,
     ) -> Result<String, LdCacheError> {
-        let at = usize::try_from(offset).ok().and_then(|o| base.checked_add(o));
-        let at = at.ok_or(LdCacheError::BadString { index, field, offset })?;
+        let at = usize::try_from(offset)
+            .ok()
+            .and_then(|o| base.checked_add(o));
+        let at = at.ok_or(LdCacheError::BadString {
+            index,
+            field,
+            offset,
+        })?;
         match c_string(self.bytes, at) {
             Ok(text) => Ok(text.to_owned()),
-            Err(StringError::OutOfRange) => Err(LdCacheError::BadString { index, field, offset }),
-            Err(StringError::Unterminated) => Err(LdCacheError::UnterminatedString { index, field, offset }),
-            Err(StringError::NotUtf8) => Err(LdCacheError::NotUtf8 { index, field, offset }),
+            Err(StringError::OutOfRange) => Err(LdCacheError::BadString {
+                index,
+                field,
+                offset,
+            }),
+            Err(StringError::Unterminated) => Err(LdCacheError::UnterminatedString {
+                index,
+                field,
+                offset,
+            }),
+            Err(StringError::NotUtf8) => Err(LdCacheError::NotUtf8 {
+                index,
+                field,
+                offset,
+            }),
         }
     }
 }
@@ -655,7 +802,10 @@ impl<'a> Reader<'a> {
 /// Picks the byte order for a count with no declared order: little-endian unless only
 /// the big-endian reading fits the file. `None` when the count is beyond the file.
 fn guess_order(bytes: &[u8], count_at: usize, fits: impl Fn(u32) -> bool) -> Option<ByteOrder> {
-    let raw: [u8; 4] = bytes.get(count_at..count_at.checked_add(4)?)?.try_into().ok()?;
+    let raw: [u8; 4] = bytes
+        .get(count_at..count_at.checked_add(4)?)?
+        .try_into()
+        .ok()?;
     if !fits(u32::from_le_bytes(raw)) && fits(u32::from_be_bytes(raw)) {
         return Some(ByteOrder::Big);
     }
@@ -687,11 +837,23 @@ mod tests {
     }
 
     const fn lib(flags: i32, soname: &'static str, path: &'static str) -> Lib {
-        Lib { flags, soname, path, hwcaps: None, isa_level: 0 }
+        Lib {
+            flags,
+            soname,
+            path,
+            hwcaps: None,
+            isa_level: 0,
+        }
     }
 
     const fn hw(flags: i32, soname: &'static str, path: &'static str, name: &'static str) -> Lib {
-        Lib { flags, soname, path, hwcaps: Some(name), isa_level: 0 }
+        Lib {
+            flags,
+            soname,
+            path,
+            hwcaps: Some(name),
+            isa_level: 0,
+        }
     }
 
     const X86_64: i32 = FLAG_ELF_LIBC6 | FLAG_X8664_LIB64;
@@ -705,11 +867,19 @@ mod tests {
 
     impl Out {
         fn u32(&mut self, v: u32) {
-            let raw = if self.big { v.to_be_bytes() } else { v.to_le_bytes() };
+            let raw = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
             self.bytes.extend_from_slice(&raw);
         }
         fn u64(&mut self, v: u64) {
-            let raw = if self.big { v.to_be_bytes() } else { v.to_le_bytes() };
+            let raw = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
             self.bytes.extend_from_slice(&raw);
         }
         fn i32(&mut self, v: i32) {
@@ -759,7 +929,9 @@ mod tests {
             out.u32(strings_rel + key);
             out.u32(strings_rel + value);
             out.u32(0);
-            let index = l.hwcaps.map(|n| names.iter().position(|m| *m == n).unwrap() as u64);
+            let index = l
+                .hwcaps
+                .map(|n| names.iter().position(|m| *m == n).unwrap() as u64);
             out.u64(index.map_or(0, |i| DL_CACHE_HWCAP_EXTENSION | (l.isa_level << 32) | i));
         }
         out.bytes.extend_from_slice(&table);
@@ -791,11 +963,15 @@ mod tests {
         for n in names {
             out.u32(strings_rel + n);
         }
-        out.bytes.extend_from_slice(generator.unwrap_or("").as_bytes());
+        out.bytes
+            .extend_from_slice(generator.unwrap_or("").as_bytes());
     }
 
     fn new_format(libs: &[Lib], generator: Option<&str>) -> Vec<u8> {
-        let mut out = Out { bytes: Vec::new(), big: false };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: false,
+        };
         write_new(&mut out, libs, generator, 2);
         out.bytes
     }
@@ -816,7 +992,10 @@ mod tests {
 
     fn old_format(libs: &[Lib], big: bool) -> Vec<u8> {
         let (table, offsets, _) = strings(libs, &[]);
-        let mut out = Out { bytes: Vec::new(), big };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big,
+        };
         write_old(&mut out, libs, &offsets, libs.len());
         out.bytes.extend_from_slice(&table);
         out.bytes
@@ -828,7 +1007,10 @@ mod tests {
         let (_, offsets, _) = strings(libs, &[]);
         let rel = (NEW_HEADER_SIZE + libs.len() * NEW_ENTRY_SIZE) as u32;
         let shifted: Vec<(u32, u32)> = offsets.iter().map(|(k, v)| (k + rel, v + rel)).collect();
-        let mut out = Out { bytes: Vec::new(), big: false };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: false,
+        };
         write_old(&mut out, libs, &shifted, libs.len().next_multiple_of(2));
         out.pad_to(NEW_HEADER_ALIGN);
         write_new(&mut out, libs, generator, 2);
@@ -845,10 +1027,24 @@ mod tests {
 
     fn hwcaps_libs() -> Vec<Lib> {
         vec![
-            hw(X86_64, "libfoo.so.1", "/usr/lib/glibc-hwcaps/x86-64-v4/libfoo.so.1.0", "x86-64-v4"),
-            hw(X86_64, "libfoo.so.1", "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1.0", "x86-64-v3"),
+            hw(
+                X86_64,
+                "libfoo.so.1",
+                "/usr/lib/glibc-hwcaps/x86-64-v4/libfoo.so.1.0",
+                "x86-64-v4",
+            ),
+            hw(
+                X86_64,
+                "libfoo.so.1",
+                "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1.0",
+                "x86-64-v3",
+            ),
             lib(X86_64, "libfoo.so.1", "/usr/lib/libfoo.so.1"),
-            lib(FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64, "libbar.so.2", "/usr/lib/aarch64/libbar.so.2"),
+            lib(
+                FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64,
+                "libbar.so.2",
+                "/usr/lib/aarch64/libbar.so.2",
+            ),
             lib(X86_64, "libbar.so.2", "/usr/lib/libbar.so.2"),
         ]
     }
@@ -864,7 +1060,9 @@ mod tests {
                 flags: l.flags,
                 hwcaps: l.hwcaps.map(str::to_owned),
                 hwcap: l.hwcaps.map_or(0, |n| {
-                    DL_CACHE_HWCAP_EXTENSION | (l.isa_level << 32) | names.iter().position(|m| *m == n).unwrap() as u64
+                    DL_CACHE_HWCAP_EXTENSION
+                        | (l.isa_level << 32)
+                        | names.iter().position(|m| *m == n).unwrap() as u64
                 }),
             })
             .collect()
@@ -910,7 +1108,10 @@ mod tests {
 
     #[test]
     fn new_format_big_endian_by_flag() {
-        let mut out = Out { bytes: Vec::new(), big: true };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: true,
+        };
         write_new(&mut out, &hwcaps_libs(), Some(GENERATOR), 3);
         let cache = LdCache::parse(&out.bytes).unwrap();
         assert_eq!(cache.byte_order, ByteOrder::Big);
@@ -920,17 +1121,32 @@ mod tests {
 
     #[test]
     fn new_format_unset_endianness_is_guessed() {
-        let mut out = Out { bytes: Vec::new(), big: true };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: true,
+        };
         write_new(&mut out, &base_libs(), None, 0);
-        assert_eq!(LdCache::parse(&out.bytes).unwrap().byte_order, ByteOrder::Big);
-        let mut out = Out { bytes: Vec::new(), big: false };
+        assert_eq!(
+            LdCache::parse(&out.bytes).unwrap().byte_order,
+            ByteOrder::Big
+        );
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: false,
+        };
         write_new(&mut out, &base_libs(), None, 0);
-        assert_eq!(LdCache::parse(&out.bytes).unwrap().byte_order, ByteOrder::Little);
+        assert_eq!(
+            LdCache::parse(&out.bytes).unwrap().byte_order,
+            ByteOrder::Little
+        );
     }
 
     #[test]
     fn invalid_endianness_flag_is_an_error() {
-        let mut out = Out { bytes: Vec::new(), big: false };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: false,
+        };
         write_new(&mut out, &base_libs(), None, 1);
         let err = LdCache::parse(&out.bytes).unwrap_err();
         assert!(matches!(err, LdCacheError::InvalidByteOrder(1)), "{err}");
@@ -954,7 +1170,17 @@ mod tests {
         // whose strings are gone: the old entries' offsets lead past the end.
         let bytes = combined_format(&base_libs(), None);
         let err = LdCache::parse(&bytes[..64]).unwrap_err();
-        assert!(matches!(err, LdCacheError::BadString { index: 0, field: "soname", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LdCacheError::BadString {
+                    index: 0,
+                    field: "soname",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -968,14 +1194,26 @@ mod tests {
         assert_eq!(LdCache::parse(&old_empty).unwrap().format, CacheFormat::Old);
         let header = &new_format(&base_libs(), None)[..NEW_HEADER_SIZE];
         let err = LdCache::parse(header).unwrap_err();
-        assert!(matches!(err, LdCacheError::Truncated("new-format entry table")), "{err}");
+        assert!(
+            matches!(err, LdCacheError::Truncated("new-format entry table")),
+            "{err}"
+        );
     }
 
     #[test]
     fn magic_errors() {
-        assert!(matches!(LdCache::parse(b"glibc-ld.so"), Err(LdCacheError::Truncated("cache magic"))));
-        assert!(matches!(LdCache::parse(b"\x7fELF\x02\x01\x01"), Err(LdCacheError::BadMagic)));
-        assert!(matches!(LdCache::parse(b"glibc-ld.so.cache1.0xxxxxxxxxxxxxxxxx"), Err(LdCacheError::BadMagic)));
+        assert!(matches!(
+            LdCache::parse(b"glibc-ld.so"),
+            Err(LdCacheError::Truncated("cache magic"))
+        ));
+        assert!(matches!(
+            LdCache::parse(b"\x7fELF\x02\x01\x01"),
+            Err(LdCacheError::BadMagic)
+        ));
+        assert!(matches!(
+            LdCache::parse(b"glibc-ld.so.cache1.0xxxxxxxxxxxxxxxxx"),
+            Err(LdCacheError::BadMagic)
+        ));
     }
 
     #[test]
@@ -1012,10 +1250,16 @@ mod tests {
     fn huge_counts_are_rejected() {
         let mut bytes = new_format(&base_libs(), None);
         bytes[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(LdCache::parse(&bytes), Err(LdCacheError::Truncated("new-format entry table"))));
+        assert!(matches!(
+            LdCache::parse(&bytes),
+            Err(LdCacheError::Truncated("new-format entry table"))
+        ));
         let mut bytes = old_format(&base_libs(), false);
         bytes[12..16].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
-        assert!(matches!(LdCache::parse(&bytes), Err(LdCacheError::Truncated("old-format entry table"))));
+        assert!(matches!(
+            LdCache::parse(&bytes),
+            Err(LdCacheError::Truncated("old-format entry table"))
+        ));
     }
 
     #[test]
@@ -1025,7 +1269,10 @@ mod tests {
         let at = NEW_HEADER_SIZE + NEW_ENTRY_SIZE + 8;
         bytes[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
         let err = LdCache::parse(&bytes).unwrap_err();
-        assert_eq!(err.to_string(), "entry 1: path string offset 4294967280 out of range");
+        assert_eq!(
+            err.to_string(),
+            "entry 1: path string offset 4294967280 out of range"
+        );
         let len = bytes.len() as u32;
         bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
         assert!(
@@ -1039,12 +1286,32 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] = b'x';
         let err = LdCache::parse(&bytes).unwrap_err();
-        assert!(matches!(err, LdCacheError::UnterminatedString { index: 2, field: "path", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LdCacheError::UnterminatedString {
+                    index: 2,
+                    field: "path",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut bytes = new_format(&base_libs(), None);
         let soname_at = NEW_HEADER_SIZE + 3 * NEW_ENTRY_SIZE;
         bytes[soname_at] = 0xff;
         let err = LdCache::parse(&bytes).unwrap_err();
-        assert!(matches!(err, LdCacheError::NotUtf8 { index: 0, field: "soname", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LdCacheError::NotUtf8 {
+                    index: 0,
+                    field: "soname",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1054,7 +1321,10 @@ mod tests {
         let long = "x".repeat(4000);
         let count = 2000usize;
         let strings_at = (NEW_HEADER_SIZE + count * NEW_ENTRY_SIZE) as u32;
-        let mut out = Out { bytes: Vec::new(), big: false };
+        let mut out = Out {
+            bytes: Vec::new(),
+            big: false,
+        };
         out.bytes.extend_from_slice(NEW_MAGIC);
         out.u32(count as u32);
         out.u32(long.len() as u32 + 1);
@@ -1088,10 +1358,24 @@ mod tests {
         let cache = LdCache::parse(&bytes).unwrap();
         assert_eq!(cache.generator, None);
         assert_eq!(cache.entries[1].hwcaps, None);
-        assert_eq!(cache.warnings, vec![format!("ignored the extension directory at offset {ext_at}: bad magic")]);
+        assert_eq!(
+            cache.warnings,
+            vec![format!(
+                "ignored the extension directory at offset {ext_at}: bad magic"
+            )]
+        );
         // Without a name the loader cannot use the entry; ldconfig -p prints the number.
-        assert_eq!(cache.entries[1].arch_description(), "libc6,x86-64, hwcap: 0x4000000000000000");
-        assert_eq!(cache.lookup("libfoo.so.1", 62, &["x86-64-v3"]).unwrap().path, "/usr/lib/libfoo.so.1");
+        assert_eq!(
+            cache.entries[1].arch_description(),
+            "libc6,x86-64, hwcap: 0x4000000000000000"
+        );
+        assert_eq!(
+            cache
+                .lookup("libfoo.so.1", 62, &["x86-64-v3"])
+                .unwrap()
+                .path,
+            "/usr/lib/libfoo.so.1"
+        );
     }
 
     #[test]
@@ -1128,7 +1412,10 @@ mod tests {
                 flipped[bit / 8] ^= 1 << (bit % 8);
                 if let Ok(cache) = LdCache::parse(&flipped) {
                     let _ = cache.lookup("libfoo.so.1", 62, &["x86-64-v3"]);
-                    cache.entries.iter().for_each(|e| drop(e.arch_description()));
+                    cache
+                        .entries
+                        .iter()
+                        .for_each(|e| drop(e.arch_description()));
                 }
             }
             let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -1165,7 +1452,11 @@ mod tests {
     #[test]
     fn lookup_prefers_the_best_supported_hwcaps() {
         let cache = cache_of(&hwcaps_libs());
-        let path = |hwcaps: &[&str]| cache.lookup("libfoo.so.1", 62, hwcaps).map(|e| e.path.as_str());
+        let path = |hwcaps: &[&str]| {
+            cache
+                .lookup("libfoo.so.1", 62, hwcaps)
+                .map(|e| e.path.as_str())
+        };
         let v4 = "/usr/lib/glibc-hwcaps/x86-64-v4/libfoo.so.1.0";
         let v3 = "/usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1.0";
         assert_eq!(path(&["x86-64-v4", "x86-64-v3", "x86-64-v2"]), Some(v4));
@@ -1179,8 +1470,14 @@ mod tests {
     #[test]
     fn lookup_skips_other_machines() {
         let cache = cache_of(&hwcaps_libs());
-        assert_eq!(cache.lookup("libbar.so.2", 62, &[]).unwrap().path, "/usr/lib/libbar.so.2");
-        assert_eq!(cache.lookup("libbar.so.2", 183, &[]).unwrap().path, "/usr/lib/aarch64/libbar.so.2");
+        assert_eq!(
+            cache.lookup("libbar.so.2", 62, &[]).unwrap().path,
+            "/usr/lib/libbar.so.2"
+        );
+        assert_eq!(
+            cache.lookup("libbar.so.2", 183, &[]).unwrap().path,
+            "/usr/lib/aarch64/libbar.so.2"
+        );
         assert_eq!(cache.lookup("libfoo.so.1", 183, &["x86-64-v3"]), None);
         assert_eq!(cache.lookup("libnone.so", 62, &[]), None);
     }
@@ -1188,8 +1485,14 @@ mod tests {
     #[test]
     fn lookup_plain_libc6_is_for_unflagged_machines_only() {
         let cache = cache_of(&base_libs());
-        assert_eq!(cache.lookup("libz.so.1", 62, &[]).unwrap().path, "/lib/x86_64-linux-gnu/libz.so.1");
-        assert_eq!(cache.lookup("libz.so.1", 3, &[]).unwrap().path, "/lib/i386-linux-gnu/libz.so.1");
+        assert_eq!(
+            cache.lookup("libz.so.1", 62, &[]).unwrap().path,
+            "/lib/x86_64-linux-gnu/libz.so.1"
+        );
+        assert_eq!(
+            cache.lookup("libz.so.1", 3, &[]).unwrap().path,
+            "/lib/i386-linux-gnu/libz.so.1"
+        );
         assert_eq!(cache.lookup("libc.so.6", 3, &[]), None);
     }
 
@@ -1197,69 +1500,127 @@ mod tests {
     fn lookup_x32_is_not_x86_64() {
         let x32 = FLAG_ELF_LIBC6 | FLAG_X8664_LIBX32;
         // ldconfig sorts higher flags first, so the x32 entry comes first.
-        let cache =
-            cache_of(&[lib(x32, "libc.so.6", "/libx32/libc.so.6"), lib(X86_64, "libc.so.6", "/lib64/libc.so.6")]);
-        assert_eq!(cache.lookup("libc.so.6", 62, &[]).unwrap().path, "/lib64/libc.so.6");
+        let cache = cache_of(&[
+            lib(x32, "libc.so.6", "/libx32/libc.so.6"),
+            lib(X86_64, "libc.so.6", "/lib64/libc.so.6"),
+        ]);
+        assert_eq!(
+            cache.lookup("libc.so.6", 62, &[]).unwrap().path,
+            "/lib64/libc.so.6"
+        );
         assert_eq!(cache.entries[0].required_machine(), Some(62));
     }
 
     #[test]
     fn lookup_generic_elf_entry_gives_way_to_an_exact_one() {
-        let cache =
-            cache_of(&[lib(FLAG_ELF, "libold.so", "/lib/elf/libold.so"), lib(X86_64, "libold.so", "/lib/libold.so")]);
-        assert_eq!(cache.lookup("libold.so", 62, &[]).unwrap().path, "/lib/libold.so");
+        let cache = cache_of(&[
+            lib(FLAG_ELF, "libold.so", "/lib/elf/libold.so"),
+            lib(X86_64, "libold.so", "/lib/libold.so"),
+        ]);
+        assert_eq!(
+            cache.lookup("libold.so", 62, &[]).unwrap().path,
+            "/lib/libold.so"
+        );
         let only_elf = cache_of(&[lib(FLAG_ELF, "libold.so", "/lib/elf/libold.so")]);
-        assert_eq!(only_elf.lookup("libold.so", 62, &[]).unwrap().path, "/lib/elf/libold.so");
+        assert_eq!(
+            only_elf.lookup("libold.so", 62, &[]).unwrap().path,
+            "/lib/elf/libold.so"
+        );
     }
 
     #[test]
     fn lookup_checks_the_x86_isa_level() {
-        let mut needs_v4 = hw(X86_64, "libisa.so", "/lib/glibc-hwcaps/x86-64-v3/libisa.so", "x86-64-v3");
+        let mut needs_v4 = hw(
+            X86_64,
+            "libisa.so",
+            "/lib/glibc-hwcaps/x86-64-v3/libisa.so",
+            "x86-64-v3",
+        );
         needs_v4.isa_level = 3;
         let cache = cache_of(&[needs_v4, lib(X86_64, "libisa.so", "/lib/libisa.so")]);
         assert_eq!(cache.entries[0].isa_level(), 3);
-        assert_eq!(cache.lookup("libisa.so", 62, &["x86-64-v3"]).unwrap().path, "/lib/libisa.so");
-        let found = cache.lookup("libisa.so", 62, &["x86-64-v4", "x86-64-v3"]).unwrap();
+        assert_eq!(
+            cache.lookup("libisa.so", 62, &["x86-64-v3"]).unwrap().path,
+            "/lib/libisa.so"
+        );
+        let found = cache
+            .lookup("libisa.so", 62, &["x86-64-v4", "x86-64-v3"])
+            .unwrap();
         assert_eq!(found.path, "/lib/glibc-hwcaps/x86-64-v3/libisa.so");
     }
 
     #[test]
     fn lookup_skips_legacy_hwcap_entries_but_not_tls() {
-        let libs = [lib(X86_64, "libl.so", "/lib/sse2/libl.so"), lib(X86_64, "libl.so", "/lib/tls/libl.so")];
+        let libs = [
+            lib(X86_64, "libl.so", "/lib/sse2/libl.so"),
+            lib(X86_64, "libl.so", "/lib/tls/libl.so"),
+        ];
         let mut bytes = new_format(&libs, None);
         let hwcap_at = |i: usize| NEW_HEADER_SIZE + i * NEW_ENTRY_SIZE + 16;
         bytes[hwcap_at(0)..hwcap_at(0) + 8].copy_from_slice(&(1u64 << 2).to_le_bytes());
         bytes[hwcap_at(1)..hwcap_at(1) + 8].copy_from_slice(&TLS_HWCAP.to_le_bytes());
         let cache = LdCache::parse(&bytes).unwrap();
-        assert_eq!(cache.lookup("libl.so", 62, &[]).unwrap().path, "/lib/tls/libl.so");
-        assert_eq!(cache.entries[0].arch_description(), "libc6,x86-64, hwcap: 0x0000000000000004");
+        assert_eq!(
+            cache.lookup("libl.so", 62, &[]).unwrap().path,
+            "/lib/tls/libl.so"
+        );
+        assert_eq!(
+            cache.entries[0].arch_description(),
+            "libc6,x86-64, hwcap: 0x0000000000000004"
+        );
     }
 
     #[test]
     fn arch_descriptions() {
         let desc = |flags: i32| {
-            CacheEntry { soname: String::new(), path: String::new(), flags, hwcaps: None, hwcap: 0 }.arch_description()
+            CacheEntry {
+                soname: String::new(),
+                path: String::new(),
+                flags,
+                hwcaps: None,
+                hwcap: 0,
+            }
+            .arch_description()
         };
         assert_eq!(desc(X86_64), "libc6,x86-64");
         assert_eq!(desc(FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64), "libc6,AArch64");
         assert_eq!(desc(FLAG_ELF_LIBC6), "libc6");
         assert_eq!(desc(FLAG_ELF), "ELF");
-        assert_eq!(desc(FLAG_ELF_LIBC6 | FLAG_MIPS64_LIBN64_NAN2008), "libc6,64bit,nan2008");
-        assert_eq!(desc(FLAG_ELF_LIBC6 | FLAG_LARCH_FLOAT_ABI_DOUBLE), "libc6,4608");
+        assert_eq!(
+            desc(FLAG_ELF_LIBC6 | FLAG_MIPS64_LIBN64_NAN2008),
+            "libc6,64bit,nan2008"
+        );
+        assert_eq!(
+            desc(FLAG_ELF_LIBC6 | FLAG_LARCH_FLOAT_ABI_DOUBLE),
+            "libc6,4608"
+        );
         assert_eq!(desc(4), "unknown");
         let cache = cache_of(&hwcaps_libs());
-        assert_eq!(cache.entries[1].arch_description(), "libc6,x86-64, hwcap: \"x86-64-v3\"");
+        assert_eq!(
+            cache.entries[1].arch_description(),
+            "libc6,x86-64, hwcap: \"x86-64-v3\""
+        );
     }
 
     #[test]
     fn required_machines() {
         let machine = |flags: i32| {
-            CacheEntry { soname: String::new(), path: String::new(), flags, hwcaps: None, hwcap: 0 }.required_machine()
+            CacheEntry {
+                soname: String::new(),
+                path: String::new(),
+                flags,
+                hwcaps: None,
+                hwcap: 0,
+            }
+            .required_machine()
         };
         assert_eq!(machine(X86_64), Some(62));
         assert_eq!(machine(FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64), Some(183));
         assert_eq!(machine(FLAG_ELF_LIBC6 | FLAG_POWERPC_LIB64), Some(21));
-        assert_eq!(machine(FLAG_ELF_LIBC6 | FLAG_RISCV_FLOAT_ABI_DOUBLE), Some(243));
+        assert_eq!(
+            machine(FLAG_ELF_LIBC6 | FLAG_RISCV_FLOAT_ABI_DOUBLE),
+            Some(243)
+        );
         assert_eq!(machine(FLAG_ELF_LIBC6), None);
         assert_eq!(machine(FLAG_ELF_LIBC6 | 0x7f00), None);
     }
@@ -1280,7 +1641,10 @@ mod tests {
     fn sparc32_and_arm_accept_plain_entries() {
         let cache = cache_of(&[lib(FLAG_ELF_LIBC6, "libq.so", "/lib/libq.so")]);
         for machine in [EM_SPARC, EM_SPARC32PLUS, EM_ARM, EM_MIPS, EM_S390] {
-            assert!(cache.lookup("libq.so", machine, &[]).is_some(), "machine {machine}");
+            assert!(
+                cache.lookup("libq.so", machine, &[]).is_some(),
+                "machine {machine}"
+            );
         }
     }
 }

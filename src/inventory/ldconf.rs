@@ -49,7 +49,11 @@ fn parse_line(line: &str, out: &mut Vec<Directive>) {
 /// The rest of `line` after `keyword` and one blank, if the line starts with them.
 fn keyword_argument<'a>(line: &'a str, keyword: &str, ignore_case: bool) -> Option<&'a str> {
     let head = line.get(..keyword.len())?;
-    let matches = if ignore_case { head.eq_ignore_ascii_case(keyword) } else { head == keyword };
+    let matches = if ignore_case {
+        head.eq_ignore_ascii_case(keyword)
+    } else {
+        head == keyword
+    };
     let rest = line.get(keyword.len()..)?;
     let rest = rest.strip_prefix([' ', '\t'])?;
     matches.then_some(rest)
@@ -159,7 +163,8 @@ fn bracket(pattern: &[char], start: usize, c: char) -> Option<(bool, usize)> {
             }
         }
         let (low, after_low) = class_char(pattern, i)?;
-        let is_range = pattern.get(after_low) == Some(&'-') && pattern.get(after_low + 1).is_some_and(|e| *e != ']');
+        let is_range = pattern.get(after_low) == Some(&'-')
+            && pattern.get(after_low + 1).is_some_and(|e| *e != ']');
         if is_range {
             let (high, after_high) = class_char(pattern, after_low + 1)?;
             found |= low <= c && c <= high;
@@ -182,7 +187,10 @@ fn class_char(pattern: &[char], i: usize) -> Option<(char, usize)> {
 /// `[:name:]` inside a bracket, starting after "[:"; `None` when no ":]" closes it, so
 /// the '[' counts as a plain character. Unknown names match no character.
 fn named_class(pattern: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let len = pattern.get(start..)?.windows(2).position(|w| w == [':', ']'])?;
+    let len = pattern
+        .get(start..)?
+        .windows(2)
+        .position(|w| w == [':', ']'])?;
     let name: String = pattern.get(start..start + len)?.iter().collect();
     let matched = match name.as_str() {
         "alpha" => c.is_ascii_alphabetic(),
@@ -252,7 +260,12 @@ mod tests {
     #[test]
     fn include_lines() {
         let text = "include /etc/x.conf\t/etc/y.conf  conf.d/*.conf\ninclude\t/z.conf";
-        let want = vec![include("/etc/x.conf"), include("/etc/y.conf"), include("conf.d/*.conf"), include("/z.conf")];
+        let want = vec![
+            include("/etc/x.conf"),
+            include("/etc/y.conf"),
+            include("conf.d/*.conf"),
+            include("/z.conf"),
+        ];
         assert_eq!(parse(text), want);
         assert_eq!(parse("include \t "), vec![]);
         // Without a blank after it, "include" is a (relative) directory, as in ldconfig.
@@ -269,7 +282,10 @@ mod tests {
 
     #[test]
     fn nul_ends_a_line() {
-        assert_eq!(parse("/lib\0/ignored\n/usr/lib"), vec![dir("/lib"), dir("/usr/lib")]);
+        assert_eq!(
+            parse("/lib\0/ignored\n/usr/lib"),
+            vec![dir("/lib"), dir("/usr/lib")]
+        );
     }
 
     #[test]

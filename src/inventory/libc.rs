@@ -7,7 +7,7 @@ use super::elf::section_bytes;
 use super::loader::Loader;
 use super::model::{Libc, LibcFamily};
 use super::object::{Object, ObjectError};
-use super::strings::{c_strings, is_dotted_version, leading_version};
+use super::strings::{c_strings, find, is_dotted_version, leading_version, string_at};
 use super::version::highest_node;
 
 /// glibc loaders by architecture, most common first.
@@ -35,12 +35,14 @@ pub fn detect(loader: &Loader, interp: Option<&str>) -> Result<Option<LibcFound>
         Some(i) if root.is_file(i) => Some(i.to_string()),
         _ => probe_loader(loader),
     };
-    let Some(interp) = interp else { return Ok(None) };
+    let Some(interp) = interp else {
+        return Ok(None);
+    };
     let ld = Object::load(root, &interp)?;
     if interp.contains("ld-musl-") {
         return Ok(Some(musl(ld)));
     }
-    let Some(found) = loader.find_plain("libc.so.6", ld.info.machine, ld.info.class.clone()) else {
+    let Some(found) = loader.find_plain("libc.so.6", ld.info.machine, ld.info.class) else {
         return Ok(None);
     };
     let libc_object = Object::load(root, &found.path)?;
@@ -64,7 +66,14 @@ fn probe_loader(loader: &Loader) -> Option<String> {
 }
 
 fn glibc(ld: Object, libc_object: Object) -> LibcFound {
-    let max_node = highest_node(libc_object.info.version_definitions.iter().map(String::as_str), "GLIBC_");
+    let max_node = highest_node(
+        libc_object
+            .info
+            .version_definitions
+            .iter()
+            .map(String::as_str),
+        "GLIBC_",
+    );
     let release = release_version(libc_object.bytes());
     let (version, source) = match (&release, &max_node) {
         (Some(v), _) => (Some(v.clone()), Some("release-string".to_string())),
@@ -79,15 +88,24 @@ fn glibc(ld: Object, libc_object: Object) -> LibcFound {
         loader: Some(ld.path.clone()),
         max_symbol_version: max_node.map(|v| format!("GLIBC_{v}")),
     };
-    LibcFound { libc, loader: Some(ld), libc_object }
+    LibcFound {
+        libc,
+        loader: Some(ld),
+        libc_object,
+    }
 }
 
 /// glibc's banner: "GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36."
 fn release_version(bytes: &[u8]) -> Option<String> {
     let rodata = section_bytes(bytes, ".rodata").unwrap_or(bytes);
-    c_strings(rodata, 16)
-        .filter(|s| s.starts_with("GNU C Library"))
-        .find_map(|s| s.split_once("release version ").and_then(|(_, v)| leading_version(v)))
+    let at = find(rodata, b"release version ")?;
+    let banner = string_at(rodata, at)?;
+    if !banner.starts_with("GNU C Library") {
+        return None;
+    }
+    banner
+        .split_once("release version ")
+        .and_then(|(_, v)| leading_version(v))
 }
 
 fn musl(ld: Object) -> LibcFound {
@@ -100,7 +118,11 @@ fn musl(ld: Object) -> LibcFound {
         loader: Some(ld.path.clone()),
         max_symbol_version: None,
     };
-    LibcFound { libc, loader: None, libc_object: ld }
+    LibcFound {
+        libc,
+        loader: None,
+        libc_object: ld,
+    }
 }
 
 /// musl keeps its version as a lone string next to the "Version %s" format it prints
@@ -114,8 +136,9 @@ fn musl_version(bytes: &[u8]) -> Option<String> {
             return None;
         }
     }
-    let mut versions: Vec<&str> =
-        c_strings(rodata, 5).filter(|s| is_dotted_version(s) && s.split('.').count() == 3).collect();
+    let mut versions: Vec<&str> = c_strings(rodata, 5)
+        .filter(|s| is_dotted_version(s) && s.split('.').count() == 3)
+        .collect();
     versions.sort_unstable();
     versions.dedup();
     (versions.len() == 1).then(|| versions[0].to_string())

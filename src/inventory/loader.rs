@@ -7,7 +7,7 @@
 //! the loader skips them. Nothing is executed: `ldconfig` and `ldd` are never run.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -57,6 +57,9 @@ pub struct Loader<'r> {
     /// Candidates that exist but cannot be loaded (unreadable, not ELF, a symlink loop):
     /// the loader passes over them silently, a report should not.
     skipped: RefCell<Vec<LoaderProblem>>,
+    /// glibc-hwcaps directory listings, read once each: those directories rarely exist,
+    /// and one failed open answers every candidate in them.
+    listings: RefCell<HashMap<String, Option<HashSet<String>>>>,
 }
 
 /// The closure of an object's dependencies, in load order (breadth first, as ld.so).
@@ -80,9 +83,25 @@ impl<'r> Loader<'r> {
         let (cache, cache_problem) = read_cache(root);
         let mut conf_problems = Vec::new();
         let mut conf_dirs = Vec::new();
-        read_conf(root, "/etc/ld.so.conf", 0, &mut conf_dirs, &mut conf_problems);
+        read_conf(
+            root,
+            "/etc/ld.so.conf",
+            0,
+            &mut conf_dirs,
+            &mut conf_problems,
+        );
         let ld_library_path = ld_library_path.map(split_search_path).unwrap_or_default();
-        Loader { root, cache, cache_problem, conf_dirs, conf_problems, ld_library_path, hwcaps, skipped: RefCell::default() }
+        Loader {
+            root,
+            cache,
+            cache_problem,
+            conf_dirs,
+            conf_problems,
+            ld_library_path,
+            hwcaps,
+            skipped: RefCell::default(),
+            listings: RefCell::default(),
+        }
     }
 
     pub fn root(&self) -> &RootFs {
@@ -91,10 +110,20 @@ impl<'r> Loader<'r> {
 
     /// Finds the library `soname` that `requester` asks for, with the `DT_RPATH`s of the
     /// objects that loaded the requester (`rpath_chain`, nearest first) as ld.so uses them.
-    pub fn find(&self, soname: &str, requester: &Object, rpath_chain: &[&Object]) -> Option<Resolved> {
-        let want = Want { class: requester.info.class.clone(), machine: requester.info.machine };
+    pub fn find(
+        &self,
+        soname: &str,
+        requester: &Object,
+        rpath_chain: &[&Object],
+    ) -> Option<Resolved> {
+        let want = Want {
+            class: requester.info.class,
+            machine: requester.info.machine,
+        };
         if soname.contains('/') {
-            return self.try_path(soname, &want).then(|| resolved(soname, soname.to_string(), FoundVia::Path));
+            return self
+                .try_path(soname, &want)
+                .then(|| resolved(soname, soname.to_string(), FoundVia::Path));
         }
         let has_runpath = !requester.info.runpath.is_empty();
         if !has_runpath {
@@ -118,12 +147,18 @@ impl<'r> Loader<'r> {
             return Some(resolved(soname, p, FoundVia::LdCache));
         }
         let system = system_dirs(requester.info.machine);
-        self.search_dirs(&system, soname, &want).map(|p| resolved(soname, p, FoundVia::SystemDir))
+        self.search_dirs(&system, soname, &want)
+            .map(|p| resolved(soname, p, FoundVia::SystemDir))
     }
 
     /// Where `soname` resolves for an object of `machine` (64-bit) with no RPATH or
     /// RUNPATH of its own: what `dlopen` from a plain program would find.
-    pub fn find_plain(&self, soname: &str, machine: u16, class: super::elf::ElfClass) -> Option<Resolved> {
+    pub fn find_plain(
+        &self,
+        soname: &str,
+        machine: u16,
+        class: super::elf::ElfClass,
+    ) -> Option<Resolved> {
         let want = Want { class, machine };
         if let Some(p) = self.search_dirs(&self.ld_library_path, soname, &want) {
             return Some(resolved(soname, p, FoundVia::LdLibraryPath));
@@ -131,7 +166,8 @@ impl<'r> Loader<'r> {
         if let Some(p) = self.cache_lookup(soname, &want) {
             return Some(resolved(soname, p, FoundVia::LdCache));
         }
-        self.search_dirs(&system_dirs(machine), soname, &want).map(|p| resolved(soname, p, FoundVia::SystemDir))
+        self.search_dirs(&system_dirs(machine), soname, &want)
+            .map(|p| resolved(soname, p, FoundVia::SystemDir))
     }
 
     /// Loads `start` and everything it needs, transitively, each library once.
@@ -148,10 +184,13 @@ impl<'r> Loader<'r> {
             for soname in needed {
                 let chain = rpath_chain(&closure.objects, &parent, next);
                 let Some(found) = self.find(&soname, &closure.objects[next], &chain) else {
-                    closure.missing.push((soname, closure.objects[next].path.clone()));
+                    closure
+                        .missing
+                        .push((soname, closure.objects[next].path.clone()));
                     continue;
                 };
-                if !seen.contains_key(&found.soname) && !self.already_loaded(&closure, &found.path) {
+                if !seen.contains_key(&found.soname) && !self.already_loaded(&closure, &found.path)
+                {
                     match Object::load(self.root, &found.path) {
                         Ok(obj) => {
                             seen.insert(found.soname.clone(), closure.objects.len());
@@ -200,23 +239,48 @@ impl<'r> Loader<'r> {
     /// A candidate counts when it is an ELF file of the wanted class and machine: the
     /// loader skips the others ("wrong ELF class") and goes on searching.
     fn try_path(&self, path: &str, want: &Want) -> bool {
+        if path.contains("/glibc-hwcaps/") && !self.listed(path) {
+            return false;
+        }
         let file = match self.root.open_file(path) {
             Ok((file, _)) => file,
             Err(e) if e.is_not_found() => return false,
             Err(e) => return self.skip(path, e.to_string()),
         };
         let mut header = [0u8; 20];
-        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut header, 0).is_err() || &header[..4] != b"\x7fELF" {
-            return self.skip(path, format!("{path}: not an ELF file (the loader skips it)"));
+        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut header, 0).is_err()
+            || &header[..4] != b"\x7fELF"
+        {
+            return self.skip(
+                path,
+                format!("{path}: not an ELF file (the loader skips it)"),
+            );
         }
         header_matches(&header, want)
+    }
+
+    /// False when the directory of `path` has no entry of that name (or does not exist).
+    fn listed(&self, path: &str) -> bool {
+        let Some((dir, name)) = path.rsplit_once('/') else {
+            return true;
+        };
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let mut listings = self.listings.borrow_mut();
+        let listing = listings.entry(dir.to_string()).or_insert_with(|| {
+            let entries = self.root.list_dir(dir).ok()?;
+            Some(entries.into_iter().map(|(n, _)| n).collect())
+        });
+        listing.as_ref().is_some_and(|names| names.contains(name))
     }
 
     /// Records a candidate the loader would pass over; always false.
     fn skip(&self, path: &str, message: String) -> bool {
         let mut skipped = self.skipped.borrow_mut();
         if !skipped.iter().any(|p| p.path == path) {
-            skipped.push(LoaderProblem { path: path.to_string(), message });
+            skipped.push(LoaderProblem {
+                path: path.to_string(),
+                message,
+            });
         }
         false
     }
@@ -241,16 +305,28 @@ fn header_matches(h: &[u8; 20], want: &Want) -> bool {
         super::elf::ElfClass::Elf32 => h[4] == 1,
         super::elf::ElfClass::Elf64 => h[4] == 2,
     };
-    let machine = if h[5] == 2 { u16::from_be_bytes([h[18], h[19]]) } else { u16::from_le_bytes([h[18], h[19]]) };
+    let machine = if h[5] == 2 {
+        u16::from_be_bytes([h[18], h[19]])
+    } else {
+        u16::from_le_bytes([h[18], h[19]])
+    };
     class_ok && machine == want.machine
 }
 
 fn resolved(soname: &str, path: String, via: FoundVia) -> Resolved {
-    Resolved { soname: soname.to_string(), path, via }
+    Resolved {
+        soname: soname.to_string(),
+        path,
+        via,
+    }
 }
 
 /// The objects whose `DT_RPATH` apply after the requester's own: its loaders, nearest first.
-fn rpath_chain<'a>(objects: &'a [Object], parent: &[Option<usize>], index: usize) -> Vec<&'a Object> {
+fn rpath_chain<'a>(
+    objects: &'a [Object],
+    parent: &[Option<usize>],
+    index: usize,
+) -> Vec<&'a Object> {
     let mut chain = Vec::new();
     let mut current = parent.get(index).copied().flatten();
     while let Some(i) = current {
@@ -267,7 +343,10 @@ fn rpath_chain<'a>(objects: &'a [Object], parent: &[Option<usize>], index: usize
 
 /// Expands `$ORIGIN`, `$LIB` and `$PLATFORM` in RPATH/RUNPATH entries of `obj`.
 fn expand_dirs(dirs: &[String], obj: &Object) -> Vec<String> {
-    let origin = obj.path.rsplit_once('/').map_or("/", |(dir, _)| if dir.is_empty() { "/" } else { dir });
+    let origin = obj
+        .path
+        .rsplit_once('/')
+        .map_or("/", |(dir, _)| if dir.is_empty() { "/" } else { dir });
     let (lib, platform) = lib_and_platform(obj.info.machine);
     dirs.iter()
         .map(|d| {
@@ -298,7 +377,10 @@ fn lib_and_platform(machine: u16) -> (&'static str, &'static str) {
 pub fn system_dirs(machine: u16) -> Vec<String> {
     let (lib, _) = lib_and_platform(machine);
     let mut dirs = vec![format!("/{lib}"), format!("/usr/{lib}")];
-    if matches!(machine, goblin::elf::header::EM_X86_64 | goblin::elf::header::EM_AARCH64) {
+    if matches!(
+        machine,
+        goblin::elf::header::EM_X86_64 | goblin::elf::header::EM_AARCH64
+    ) {
         dirs.extend(["/lib64".to_string(), "/usr/lib64".to_string()]);
     }
     dirs.extend(["/lib".to_string(), "/usr/lib".to_string()]);
@@ -309,7 +391,11 @@ pub fn system_dirs(machine: u16) -> Vec<String> {
 /// `LD_LIBRARY_PATH` elements: glibc splits on `:` and `;`; empty elements (the current
 /// directory) cannot be resolved before the process runs and are skipped.
 fn split_search_path(value: &str) -> Vec<String> {
-    value.split([':', ';']).filter(|s| s.starts_with('/')).map(str::to_string).collect()
+    value
+        .split([':', ';'])
+        .filter(|s| s.starts_with('/'))
+        .map(str::to_string)
+        .collect()
 }
 
 fn read_cache(root: &RootFs) -> (Option<LdCache>, Option<LoaderProblem>) {
@@ -317,27 +403,57 @@ fn read_cache(root: &RootFs) -> (Option<LdCache>, Option<LoaderProblem>) {
     let bytes = match root.read_limited(CACHE, 256 << 20) {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return (None, None),
-        Err(e) => return (None, Some(LoaderProblem { path: CACHE.into(), message: e.to_string() })),
+        Err(e) => {
+            return (
+                None,
+                Some(LoaderProblem {
+                    path: CACHE.into(),
+                    message: e.to_string(),
+                }),
+            );
+        }
     };
     match LdCache::parse(&bytes) {
         Ok(cache) => (Some(cache), None),
-        Err(e) => (None, Some(LoaderProblem { path: CACHE.into(), message: format!("{CACHE}: {e}") })),
+        Err(e) => (
+            None,
+            Some(LoaderProblem {
+                path: CACHE.into(),
+                message: format!("{CACHE}: {e}"),
+            }),
+        ),
     }
 }
 
 /// Reads an ld.so.conf file, expanding `include` globs (relative ones against the
 /// including file's directory), each path resolved inside the root.
-fn read_conf(root: &RootFs, path: &str, depth: usize, dirs: &mut Vec<String>, problems: &mut Vec<LoaderProblem>) {
+fn read_conf(
+    root: &RootFs,
+    path: &str,
+    depth: usize,
+    dirs: &mut Vec<String>,
+    problems: &mut Vec<LoaderProblem>,
+) {
     if depth > MAX_CONF_DEPTH {
-        problems.push(LoaderProblem { path: path.into(), message: format!("{path}: includes nested too deeply") });
+        problems.push(LoaderProblem {
+            path: path.into(),
+            message: format!("{path}: includes nested too deeply"),
+        });
         return;
     }
     let text = match root.read_text(path) {
         Ok(text) => text,
         Err(e) if e.is_not_found() && depth == 0 => return,
-        Err(e) => return problems.push(LoaderProblem { path: path.into(), message: e.to_string() }),
+        Err(e) => {
+            return problems.push(LoaderProblem {
+                path: path.into(),
+                message: e.to_string(),
+            });
+        }
     };
-    let base = path.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    let base = path
+        .rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
     for directive in ldconf::parse(&text) {
         match directive {
             ldconf::Directive::Dir(dir) => {
@@ -346,7 +462,11 @@ fn read_conf(root: &RootFs, path: &str, depth: usize, dirs: &mut Vec<String>, pr
                 }
             }
             ldconf::Directive::Include(pattern) => {
-                let pattern = if pattern.starts_with('/') { pattern } else { format!("{base}/{pattern}") };
+                let pattern = if pattern.starts_with('/') {
+                    pattern
+                } else {
+                    format!("{base}/{pattern}")
+                };
                 for file in expand_glob(root, &pattern) {
                     read_conf(root, &file, depth + 1, dirs, problems);
                 }
@@ -366,7 +486,11 @@ fn expand_glob(root: &RootFs, pattern: &str) -> Vec<String> {
                 next.insert(format!("{prefix}/{segment}"));
                 continue;
             }
-            let dir = if prefix.is_empty() { "/" } else { prefix.as_str() };
+            let dir = if prefix.is_empty() {
+                "/"
+            } else {
+                prefix.as_str()
+            };
             for (name, _) in root.list_dir(dir).unwrap_or_default() {
                 if !name.starts_with('.') && ldconf::glob_match(segment, &name) {
                     next.insert(format!("{prefix}/{name}"));
@@ -375,7 +499,10 @@ fn expand_glob(root: &RootFs, pattern: &str) -> Vec<String> {
         }
         current = next;
     }
-    current.into_iter().filter(|p| !p.is_empty() && root.is_file(p)).collect()
+    current
+        .into_iter()
+        .filter(|p| !p.is_empty() && root.is_file(p))
+        .collect()
 }
 
 #[cfg(test)]
@@ -392,7 +519,14 @@ mod tests {
     fn system_dirs_for_x86_64() {
         assert_eq!(
             system_dirs(goblin::elf::header::EM_X86_64),
-            vec!["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+            vec![
+                "/lib/x86_64-linux-gnu",
+                "/usr/lib/x86_64-linux-gnu",
+                "/lib64",
+                "/usr/lib64",
+                "/lib",
+                "/usr/lib"
+            ]
         );
     }
 
@@ -403,7 +537,10 @@ mod tests {
         h[4] = 2;
         h[5] = 1;
         h[18..20].copy_from_slice(&62u16.to_le_bytes());
-        let want = Want { class: super::super::elf::ElfClass::Elf64, machine: 62 };
+        let want = Want {
+            class: super::super::elf::ElfClass::Elf64,
+            machine: 62,
+        };
         assert!(header_matches(&h, &want));
         h[4] = 1;
         assert!(!header_matches(&h, &want));

@@ -13,6 +13,7 @@ use super::cpu::normalize_target;
 use super::elf::section_bytes;
 use super::model::{Microarch, MicroarchSignal};
 use super::object::Object;
+use super::strings::find;
 
 /// Annotation / label keys that declare a target.
 pub const TARGET_LABELS: &[&str] = &["io.archspec.cpu.target", "org.supercontainers.cpu.target"];
@@ -21,7 +22,11 @@ pub const TARGET_LABELS: &[&str] = &["io.archspec.cpu.target", "org.supercontain
 pub fn object_signals(obj: &Object) -> Vec<MicroarchSignal> {
     let mut out = Vec::new();
     if let Some(level) = obj.info.x86_isa_level().filter(|l| *l >= 2) {
-        out.push(signal(format!("x86_64_v{level}"), "x86-isa-note", &obj.path));
+        out.push(signal(
+            format!("x86_64_v{level}"),
+            "x86-isa-note",
+            &obj.path,
+        ));
     }
     if let Some(level) = go_amd64_level(obj.bytes()) {
         out.push(signal(format!("x86_64_v{level}"), "go-goamd64", &obj.path));
@@ -33,11 +38,15 @@ pub fn object_signals(obj: &Object) -> Vec<MicroarchSignal> {
 }
 
 /// The signals labels carry; unknown target names are returned separately.
-pub fn label_signals(labels: &BTreeMap<String, String>) -> (Vec<MicroarchSignal>, Vec<(String, String)>) {
+pub fn label_signals(
+    labels: &BTreeMap<String, String>,
+) -> (Vec<MicroarchSignal>, Vec<(String, String)>) {
     let mut signals = Vec::new();
     let mut unknown = Vec::new();
     for key in TARGET_LABELS {
-        let Some(value) = labels.get(*key) else { continue };
+        let Some(value) = labels.get(*key) else {
+            continue;
+        };
         match normalize_target(value) {
             Some(t) => signals.push(signal(t, "label", key)),
             None => unknown.push((key.to_string(), value.clone())),
@@ -55,27 +64,42 @@ pub fn combine(mut signals: Vec<MicroarchSignal>) -> Microarch {
     let mut required: Option<String> = None;
     let mut conflicts = Vec::new();
     for s in &signals {
-        let Some(candidate) = targets.get(&s.target) else { continue };
+        let Some(candidate) = targets.get(&s.target) else {
+            continue;
+        };
         required = match required.take() {
             None => Some(s.target.clone()),
             Some(current) => {
-                let Some(cur) = targets.get(&current) else { continue };
+                let Some(cur) = targets.get(&current) else {
+                    continue;
+                };
                 if candidate.decendent_of(cur) {
                     Some(s.target.clone())
                 } else if cur.as_ref() == candidate.as_ref() || cur.decendent_of(candidate) {
                     Some(current)
                 } else {
-                    conflicts.push(format!("{current} and {} ({} in {})", s.target, s.kind, s.source));
+                    conflicts.push(format!(
+                        "{current} and {} ({} in {})",
+                        s.target, s.kind, s.source
+                    ));
                     Some(current)
                 }
             }
         };
     }
-    Microarch { required, signals, conflicts }
+    Microarch {
+        required,
+        signals,
+        conflicts,
+    }
 }
 
 fn signal(target: String, kind: &str, source: &str) -> MicroarchSignal {
-    MicroarchSignal { target, kind: kind.to_string(), source: source.to_string() }
+    MicroarchSignal {
+        target,
+        kind: kind.to_string(),
+        source: source.to_string(),
+    }
 }
 
 /// Go 1.18+ records build settings in `.go.buildinfo`'s module info ("build\tGOAMD64=v3").
@@ -93,14 +117,13 @@ fn gcc_march(bytes: &[u8]) -> Option<String> {
         let data = section_bytes(bytes, name)?;
         let at = find(data, b"-march=")?;
         let rest = data.get(at + b"-march=".len()..)?;
-        let end = rest.iter().position(|b| b.is_ascii_whitespace() || *b == 0).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == 0)
+            .unwrap_or(rest.len());
         let value = std::str::from_utf8(rest.get(..end)?).ok()?;
         normalize_target(value).filter(|t| t != "x86_64")
     })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -133,11 +156,24 @@ mod tests {
     #[test]
     fn labels() {
         let mut labels = BTreeMap::new();
-        labels.insert("io.archspec.cpu.target".to_string(), "x86-64-v3".to_string());
+        labels.insert(
+            "io.archspec.cpu.target".to_string(),
+            "x86-64-v3".to_string(),
+        );
         let (sig, unknown) = label_signals(&labels);
-        assert_eq!(sig, vec![signal("x86_64_v3".into(), "label", "io.archspec.cpu.target")]);
+        assert_eq!(
+            sig,
+            vec![signal(
+                "x86_64_v3".into(),
+                "label",
+                "io.archspec.cpu.target"
+            )]
+        );
         assert!(unknown.is_empty());
-        labels.insert("io.archspec.cpu.target".to_string(), "pentium-pro-max".to_string());
+        labels.insert(
+            "io.archspec.cpu.target".to_string(),
+            "pentium-pro-max".to_string(),
+        );
         let (sig, unknown) = label_signals(&labels);
         assert!(sig.is_empty());
         assert_eq!(unknown.len(), 1);

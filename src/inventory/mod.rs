@@ -8,6 +8,7 @@ pub mod elf;
 pub mod entrypoint;
 pub mod gather;
 pub mod gpu;
+pub mod hostcache;
 pub mod ldcache;
 pub mod ldconf;
 pub mod libc;

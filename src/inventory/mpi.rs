@@ -13,12 +13,17 @@
 use super::elf::{DynSymbol, dynamic_symbols, read_symbol_string, section_bytes};
 use super::model::{MpiAbi, MpiInstall};
 use super::object::Object;
-use super::strings::{c_strings, is_dotted_version};
+use super::strings::{c_strings, find, is_dotted_version, string_at, strings_after};
 
 /// True for sonames that name an MPI library's main entry point.
 pub fn is_mpi_soname(soname: &str) -> bool {
-    let Some((stem, major)) = soname.split_once(".so.") else { return false };
-    let stem_ok = matches!(stem, "libmpi" | "libmpich" | "libmpi_abi" | "libmpi_cray" | "libmpi_ibm");
+    let Some((stem, major)) = soname.split_once(".so.") else {
+        return false;
+    };
+    let stem_ok = matches!(
+        stem,
+        "libmpi" | "libmpich" | "libmpi_abi" | "libmpi_cray" | "libmpi_ibm"
+    );
     stem_ok && !major.is_empty() && major.chars().all(|c| c.is_ascii_digit())
 }
 
@@ -28,7 +33,7 @@ pub fn identify(obj: &Object, soname: &str, real_path: &str) -> MpiInstall {
     let symbols = dynamic_symbols(obj.bytes()).unwrap_or_default();
     let defined = |name: &str| symbols.iter().any(|s| s.defined && s.name == name);
     let abi = abi_family(soname, &symbols, &defined);
-    let implementation = implementation(abi, soname, &symbols, obj);
+    let implementation = implementation(abi, soname, &symbols);
     let (version, source, device) = match abi {
         MpiAbi::Mpich => mpich_version(obj),
         MpiAbi::OpenMpi => open_mpi_version(obj),
@@ -60,32 +65,34 @@ fn abi_family(soname: &str, symbols: &[DynSymbol], defined: &dyn Fn(&str) -> boo
     if defined("ompi_mpi_comm_world") {
         return MpiAbi::OpenMpi;
     }
-    let mpich_internals = symbols
-        .iter()
-        .any(|s| s.defined && (s.name.starts_with("MPIR_") || s.name.starts_with("MPII_") || s.name.starts_with("MPID_")));
+    let mpich_internals = symbols.iter().any(|s| {
+        s.defined
+            && (s.name.starts_with("MPIR_")
+                || s.name.starts_with("MPII_")
+                || s.name.starts_with("MPID_"))
+    });
     if mpich_internals || soname.starts_with("libmpich.") {
         return MpiAbi::Mpich;
     }
     // libmpi.so.40 without the Open MPI marker symbol: the soname still says Open MPI.
-    if soname.starts_with("libmpi.so.40") { MpiAbi::OpenMpi } else { MpiAbi::Mpich }
+    if soname.starts_with("libmpi.so.40") {
+        MpiAbi::OpenMpi
+    } else {
+        MpiAbi::Mpich
+    }
 }
 
-fn implementation(abi: MpiAbi, soname: &str, symbols: &[DynSymbol], obj: &Object) -> String {
+fn implementation(abi: MpiAbi, soname: &str, symbols: &[DynSymbol]) -> String {
     let has_prefix = |p: &str| symbols.iter().any(|s| s.defined && s.name.starts_with(p));
     let name = match abi {
         MpiAbi::OpenMpi => "Open MPI",
         MpiAbi::Standard => "MPI ABI",
         MpiAbi::Mpich if soname.contains("cray") => "Cray MPICH",
-        MpiAbi::Mpich if has_prefix("I_MPI_") || rodata_mentions(obj, "Intel(R) MPI Library") => "Intel MPI",
-        MpiAbi::Mpich if has_prefix("MV2_") || rodata_mentions(obj, "MVAPICH2") => "MVAPICH2",
+        MpiAbi::Mpich if has_prefix("I_MPI_") => "Intel MPI",
+        MpiAbi::Mpich if has_prefix("MV2_") || has_prefix("mv2_") => "MVAPICH2",
         MpiAbi::Mpich => "MPICH",
     };
     name.to_string()
-}
-
-fn rodata_mentions(obj: &Object, needle: &str) -> bool {
-    let rodata = section_bytes(obj.bytes(), ".rodata").unwrap_or_default();
-    c_strings(rodata, needle.len()).any(|s| s.contains(needle))
 }
 
 type VersionFacts = (Option<String>, Option<String>, Option<String>);
@@ -111,14 +118,22 @@ fn mpich_version(obj: &Object) -> VersionFacts {
 /// version. Accept it only when that whole sequence is there.
 fn mpich_rodata_block(bytes: &[u8]) -> Option<(String, String)> {
     let rodata = section_bytes(bytes, ".rodata")?;
-    let strings: Vec<&str> = c_strings(rodata, 3).collect();
-    strings.windows(5).find_map(|w| {
-        let device_ok = (w[0].starts_with("ch3:") || w[0].starts_with("ch4:")) && !w[0].contains(' ');
-        let configure_ok = w[1].contains("--");
-        let abi_ok = w[2].split(':').count() == 3 && w[2].split(':').all(|p| p.parse::<u32>().is_ok());
-        let version_ok = is_dotted_version(w[4]);
-        (device_ok && configure_ok && abi_ok && version_ok).then(|| (w[4].to_string(), w[0].to_string()))
-    })
+    let at = find(rodata, b"--with-device=")?;
+    let configure = string_at(rodata, at)?;
+    let configure_start = at.checked_sub(configure.find("--with-device=")?)?;
+    // The device string ends just before, possibly with alignment padding between.
+    let device_end = rodata
+        .get(..configure_start)?
+        .iter()
+        .rposition(|&b| b != 0)?;
+    let device = string_at(rodata, device_end)?;
+    let mut next = strings_after(rodata, at);
+    let (abi, _date, version) = (next.next()?, next.next()?, next.next()?);
+    let device_ok =
+        (device.starts_with("ch3:") || device.starts_with("ch4:")) && !device.contains(' ');
+    let abi_ok = abi.split(':').count() == 3 && abi.split(':').all(|p| p.parse::<u32>().is_ok());
+    (device_ok && abi_ok && is_dotted_version(version))
+        .then(|| (version.to_string(), device.to_string()))
 }
 
 /// Open MPI keeps "vX.Y.Z" (its OMPI_VERSION with a `v`) in `libmpi`'s `.rodata`.
@@ -140,7 +155,8 @@ fn open_mpi_version(obj: &Object) -> VersionFacts {
 fn file_name_version(real_path: &str) -> Option<String> {
     let name = real_path.rsplit('/').next()?;
     let (_, numbers) = name.split_once(".so.")?;
-    (numbers.contains('.') && numbers.split('.').all(|p| p.parse::<u32>().is_ok())).then(|| numbers.to_string())
+    (numbers.contains('.') && numbers.split('.').all(|p| p.parse::<u32>().is_ok()))
+        .then(|| numbers.to_string())
 }
 
 #[cfg(test)]
@@ -149,17 +165,32 @@ mod tests {
 
     #[test]
     fn mpi_sonames() {
-        for yes in ["libmpi.so.40", "libmpich.so.12", "libmpi.so.12", "libmpi_abi.so.1", "libmpi_cray.so.12"] {
+        for yes in [
+            "libmpi.so.40",
+            "libmpich.so.12",
+            "libmpi.so.12",
+            "libmpi_abi.so.1",
+            "libmpi_cray.so.12",
+        ] {
             assert!(is_mpi_soname(yes), "{yes}");
         }
-        for no in ["libmpi_cxx.so.40", "libmpi.so", "libmpich.so.12.2.2", "libmpifort.so.12", "libmpi.so.x"] {
+        for no in [
+            "libmpi_cxx.so.40",
+            "libmpi.so",
+            "libmpich.so.12.2.2",
+            "libmpifort.so.12",
+            "libmpi.so.x",
+        ] {
             assert!(!is_mpi_soname(no), "{no}");
         }
     }
 
     #[test]
     fn file_name_versions() {
-        assert_eq!(file_name_version("/usr/lib/libmpich.so.12.2.2").as_deref(), Some("12.2.2"));
+        assert_eq!(
+            file_name_version("/usr/lib/libmpich.so.12.2.2").as_deref(),
+            Some("12.2.2")
+        );
         assert_eq!(file_name_version("/usr/lib/libmpich.so.12"), None);
         assert_eq!(file_name_version("/usr/lib/libmpich.so"), None);
     }

@@ -12,7 +12,10 @@ pub enum ObjectError {
     #[error(transparent)]
     Root(#[from] RootError),
     #[error("{path}: cannot map: {source}")]
-    Map { path: String, source: std::io::Error },
+    Map {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not an ELF file")]
     NotElf { path: String },
     #[error("{path}: {source}")]
@@ -28,7 +31,10 @@ pub struct Object {
 
 impl std::fmt::Debug for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Object").field("path", &self.path).field("info", &self.info).finish()
+        f.debug_struct("Object")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -43,10 +49,19 @@ impl Object {
     pub fn from_file(path: &str, file: &std::fs::File) -> Result<Object, ObjectError> {
         let map = map_file(path, file)?;
         if !is_elf(&map) {
-            return Err(ObjectError::NotElf { path: path.to_string() });
+            return Err(ObjectError::NotElf {
+                path: path.to_string(),
+            });
         }
-        let info = ElfInfo::parse(&map).map_err(|source| ObjectError::Elf { path: path.to_string(), source })?;
-        Ok(Object { path: path.to_string(), info, map })
+        let info = ElfInfo::parse(&map).map_err(|source| ObjectError::Elf {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(Object {
+            path: path.to_string(),
+            info,
+            map,
+        })
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -64,5 +79,8 @@ pub fn map_file(path: &str, file: &std::fs::File) -> Result<Mmap, ObjectError> {
     // SAFETY: the mapping is private and read-only; the files are an image's, not being
     // written while containerspec reads them. A concurrent truncation by a privileged
     // host process could raise SIGBUS; nothing the image itself controls can.
-    unsafe { Mmap::map(file) }.map_err(|source| ObjectError::Map { path: path.to_string(), source })
+    unsafe { Mmap::map(file) }.map_err(|source| ObjectError::Map {
+        path: path.to_string(),
+        source,
+    })
 }

@@ -5,7 +5,9 @@ use super::model::OsRelease;
 use crate::input::rootfs::RootFs;
 
 pub fn read(root: &RootFs) -> Option<OsRelease> {
-    let text = ["/etc/os-release", "/usr/lib/os-release"].iter().find_map(|p| root.read_text(p).ok())?;
+    let text = ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|p| root.read_text(p).ok())?;
     Some(parse(&text))
 }
 
@@ -13,7 +15,9 @@ pub fn read(root: &RootFs) -> Option<OsRelease> {
 pub fn parse(text: &str) -> OsRelease {
     let mut out = OsRelease::default();
     for line in text.lines() {
-        let Some((key, value)) = line.trim().split_once('=') else { continue };
+        let Some((key, value)) = line.trim().split_once('=') else {
+            continue;
+        };
         let value = unquote(value.trim());
         let slot = match key {
             "ID" => &mut out.id,
@@ -44,6 +48,9 @@ mod tests {
         assert_eq!(r.id.as_deref(), Some("debian"));
         assert_eq!(r.version_id.as_deref(), Some("12"));
         assert_eq!(r.version_codename.as_deref(), Some("bookworm"));
-        assert_eq!(r.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            r.pretty_name.as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
     }
 }

@@ -39,7 +39,10 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 
 /// The highest `PREFIX<version>` node among `nodes`.
 pub fn highest_node<'a>(nodes: impl IntoIterator<Item = &'a str>, prefix: &str) -> Option<Version> {
-    nodes.into_iter().filter_map(|n| Version::from_node(n, prefix)).max()
+    nodes
+        .into_iter()
+        .filter_map(|n| Version::from_node(n, prefix))
+        .max()
 }
 
 #[cfg(test)]
@@ -52,13 +55,19 @@ mod tests {
         assert!(Version::parse("2.2.5") < Version::parse("2.3"));
         assert_eq!(Version::parse("2.x"), None);
         assert_eq!(Version::parse(""), None);
-        assert_eq!(Version::from_node("GLIBC_2.34", "GLIBC_"), Version::parse("2.34"));
+        assert_eq!(
+            Version::from_node("GLIBC_2.34", "GLIBC_"),
+            Version::parse("2.34")
+        );
         assert_eq!(Version::from_node("GLIBC_PRIVATE", "GLIBC_"), None);
     }
 
     #[test]
     fn highest() {
         let nodes = ["GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_PRIVATE", "GLIBC_2.4"];
-        assert_eq!(highest_node(nodes, "GLIBC_").map(|v| v.to_string()), Some("2.34".to_string()));
+        assert_eq!(
+            highest_node(nodes, "GLIBC_").map(|v| v.to_string()),
+            Some("2.34".to_string())
+        );
     }
 }

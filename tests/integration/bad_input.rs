@@ -14,8 +14,16 @@ pub fn mini_root(name: &str) -> PathBuf {
     for d in ["lib64", LIBDIR, "etc", "bin"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    std::fs::copy("/lib64/ld-linux-x86-64.so.2", root.join("lib64/ld-linux-x86-64.so.2")).unwrap();
-    std::fs::copy("/lib/x86_64-linux-gnu/libc.so.6", root.join(LIBDIR).join("libc.so.6")).unwrap();
+    std::fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        root.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        root.join(LIBDIR).join("libc.so.6"),
+    )
+    .unwrap();
     root
 }
 
@@ -31,7 +39,12 @@ fn findings(inv: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["code"].as_str().unwrap().to_string(), f["path"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -79,7 +92,10 @@ fn bundle_with_wrong_field_type() {
 #[test]
 fn bundle_whose_rootfs_is_missing() {
     let root = mini_root("missing-rootfs");
-    let bundle = bundle_with_config(&root, r#"{"ociVersion": "1.0.2", "root": {"path": "no-such-rootfs"}}"#);
+    let bundle = bundle_with_config(
+        &root,
+        r#"{"ociVersion": "1.0.2", "root": {"path": "no-such-rootfs"}}"#,
+    );
     let out = containerspec(&["inspect", bundle.to_str().unwrap()]);
     assert_error(&out, "no-such-rootfs");
 }
@@ -96,11 +112,24 @@ fn a_minimal_root_is_reported() {
 
 #[test]
 fn zero_length_and_corrupted_ld_so_cache() {
-    for (name, bytes) in [("empty", Vec::new()), ("garbage", b"glibc-ld.so.cache1.1\xff\xff\xff\xff garbage".to_vec())] {
+    for (name, bytes) in [
+        ("empty", Vec::new()),
+        (
+            "garbage",
+            b"glibc-ld.so.cache1.1\xff\xff\xff\xff garbage".to_vec(),
+        ),
+    ] {
         let root = mini_root(&format!("cache-{name}"));
         std::fs::write(root.join("etc/ld.so.cache"), bytes).unwrap();
         let inv = inspect(&root);
-        assert_eq!(findings(&inv), vec![("ld-cache-invalid".to_string(), "/etc/ld.so.cache".to_string())], "{name}");
+        assert_eq!(
+            findings(&inv),
+            vec![(
+                "ld-cache-invalid".to_string(),
+                "/etc/ld.so.cache".to_string()
+            )],
+            "{name}"
+        );
         // The loader falls back to the system directories, as ld.so does.
         assert_eq!(inv["libc"]["version"], "2.36", "{name}");
     }
@@ -143,17 +172,29 @@ fn symlink_loops_and_escapes_inside_the_rootfs() {
     let lib = root.join(LIBDIR);
     symlink("libmpich.so.12", lib.join("libmpich.so.12")).unwrap();
     // The host's own MPI (if any) at the very same path must not be what is read.
-    symlink("/usr/lib/x86_64-linux-gnu/libmpi.so.40", lib.join("libmpi.so.40")).unwrap();
-    symlink("../../../../../../../usr/lib/x86_64-linux-gnu/libmpi.so.12", lib.join("libmpi.so.12")).unwrap();
+    symlink(
+        "/usr/lib/x86_64-linux-gnu/libmpi.so.40",
+        lib.join("libmpi.so.40"),
+    )
+    .unwrap();
+    symlink(
+        "../../../../../../../usr/lib/x86_64-linux-gnu/libmpi.so.12",
+        lib.join("libmpi.so.12"),
+    )
+    .unwrap();
     symlink("/", root.join("usr/lib/x86_64-linux-gnu/hostroot")).unwrap();
     let inv = inspect(&root);
     assert_eq!(inv["mpi"].as_array().unwrap().len(), 0, "{:?}", inv["mpi"]);
     let got = findings(&inv);
     assert!(
-        got.contains(&("unloadable-library".to_string(), format!("/{LIBDIR}/libmpich.so.12"))),
+        got.contains(&(
+            "unloadable-library".to_string(),
+            format!("/{LIBDIR}/libmpich.so.12")
+        )),
         "the loop is reported: {got:?}"
     );
-    let text = String::from_utf8(containerspec(&["inspect", root.to_str().unwrap()]).stdout).unwrap();
+    let text =
+        String::from_utf8(containerspec(&["inspect", root.to_str().unwrap()]).stdout).unwrap();
     assert!(text.contains("too many levels of symbolic links"), "{text}");
 }
 
@@ -164,7 +205,11 @@ fn unreadable_files() {
     let real = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
     std::fs::write(lib.join("libmpich.so.12"), &real).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(lib.join("libmpich.so.12"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(
+        lib.join("libmpich.so.12"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     let out = if is_root() {
         // Root reads anything: drop to nobody for this run.
         let mut dir = root.clone();
@@ -175,21 +220,40 @@ fn unreadable_files() {
             }
             dir = p.to_path_buf();
         }
-        if std::process::Command::new("setpriv").arg("--version").output().is_err() {
+        if std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             crate::skip!("setpriv not found to drop root privileges");
         }
         std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_containerspec")])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_containerspec"),
+            ])
             .args(["inspect", "--json", root.to_str().unwrap()])
             .output()
             .unwrap()
     } else {
         containerspec(&["inspect", "--json", root.to_str().unwrap()])
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got = findings(&inv);
-    assert!(got.contains(&("unloadable-library".to_string(), format!("/{LIBDIR}/libmpich.so.12"))), "{got:?}");
+    assert!(
+        got.contains(&(
+            "unloadable-library".to_string(),
+            format!("/{LIBDIR}/libmpich.so.12")
+        )),
+        "{got:?}"
+    );
     let messages = inv["findings"].to_string();
     assert!(messages.contains("permission denied"), "{messages}");
 }

@@ -532,17 +532,13 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Timing: ElfInfo::parse over every ELF file under /usr/lib/x86_64-linux-gnu,
-/// memory-mapped as the inventory does. Run with `--ignored --nocapture`.
+/// Every real ELF file under /usr/lib/x86_64-linux-gnu parses, with its dynamic symbols,
+/// memory-mapped as the inventory reads them. (Speed is the benchmark's business.)
 #[test]
-#[ignore]
-fn time_parse_of_system_libraries() {
+fn every_system_library_parses() {
     let mut files = Vec::new();
     files_under(Path::new("/usr/lib/x86_64-linux-gnu"), &mut files);
-    let started = std::time::Instant::now();
-    let mut parse_time = std::time::Duration::ZERO;
-    let (mut symbols_time, mut goblin_time) = (parse_time, parse_time);
-    let (mut elves, mut bytes_total, mut failures) = (0usize, 0u64, Vec::new());
+    let (mut elves, mut failures) = (0usize, Vec::new());
     for path in &files {
         let Ok(file) = std::fs::File::open(path) else {
             continue;
@@ -555,36 +551,13 @@ fn time_parse_of_system_libraries() {
             continue;
         }
         elves += 1;
-        bytes_total += map.len() as u64;
-        let t = std::time::Instant::now();
-        let result = ElfInfo::parse(&map);
-        parse_time += t.elapsed();
-        if let Err(e) = result {
+        if let Err(e) = ElfInfo::parse(&map) {
             failures.push(format!("{}: {e}", path.display()));
         }
-        let t = std::time::Instant::now();
-        let symbols = dynamic_symbols(&map);
-        symbols_time += t.elapsed();
-        if let Err(e) = symbols {
+        if let Err(e) = dynamic_symbols(&map) {
             failures.push(format!("{} (symbols): {e}", path.display()));
         }
-        // For comparison: goblin's eager parse (symtab, relocations and all).
-        let t = std::time::Instant::now();
-        let _ = goblin::elf::Elf::parse(&map);
-        goblin_time += t.elapsed();
     }
-    println!(
-        "{elves} ELF files ({} MB) of {} files: whole loop {:?}; ElfInfo::parse {:?}; \
-         dynamic_symbols {:?}; goblin Elf::parse {:?}",
-        bytes_total >> 20,
-        files.len(),
-        started.elapsed(),
-        parse_time,
-        symbols_time,
-        goblin_time
-    );
-    for failure in &failures {
-        println!("failed: {failure}");
-    }
-    assert!(failures.is_empty());
+    assert!(elves > 100, "only {elves} ELF files found");
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -17,7 +17,13 @@ fn compile(compiler: &str, source: &str, out: &Path, args: &[&str]) -> bool {
     let src = out.with_extension("c");
     std::fs::write(&src, source).unwrap();
     // Libraries (-l) must follow the source on the command line.
-    match Command::new(compiler).arg(&src).arg("-o").arg(out).args(args).status() {
+    match Command::new(compiler)
+        .arg(&src)
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .status()
+    {
         Ok(s) => {
             assert!(s.success(), "{compiler} {args:?} failed");
             true
@@ -30,7 +36,12 @@ fn compile(compiler: &str, source: &str, out: &Path, args: &[&str]) -> bool {
 }
 
 fn config(args: &[&str], env: &[&str], annotations: &str) -> String {
-    let q = |v: &[&str]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(",");
+    let q = |v: &[&str]| {
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     format!(
         r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"process":{{"cwd":"/","args":[{}],"env":[{}],"user":{{"uid":0,"gid":0}}}},"annotations":{{{annotations}}}}}"#,
         q(args),
@@ -45,7 +56,10 @@ fn entrypoint_through_path_and_its_closure() {
     if !compile("gcc", HELLO, &root.join("usr/local/bin/hello"), &[]) {
         return;
     }
-    let bundle = bundle_with_config(&root, &config(&["hello"], &["PATH=/usr/local/bin:/usr/bin"], ""));
+    let bundle = bundle_with_config(
+        &root,
+        &config(&["hello"], &["PATH=/usr/local/bin:/usr/bin"], ""),
+    );
     let inv = json(&["inspect", bundle.to_str().unwrap()]);
     let e = &inv["entrypoint"];
     assert_eq!(e["command"], "hello");
@@ -84,13 +98,23 @@ fn missing_libraries_and_ld_library_path() {
     let dir = root.parent().unwrap().join("build");
     std::fs::create_dir_all(&dir).unwrap();
     let lib_src = "int answer(void) { return 42; }\n";
-    if !compile("gcc", lib_src, &dir.join("libanswer.so.1"), &["-shared", "-fPIC", "-Wl,-soname,libanswer.so.1"]) {
+    if !compile(
+        "gcc",
+        lib_src,
+        &dir.join("libanswer.so.1"),
+        &["-shared", "-fPIC", "-Wl,-soname,libanswer.so.1"],
+    ) {
         return;
     }
     let main_src = "int answer(void);\nint main(void) { return answer(); }\n";
     let l = format!("-L{}", dir.display());
     std::fs::copy(dir.join("libanswer.so.1"), dir.join("libanswer.so")).unwrap();
-    assert!(compile("gcc", main_src, &root.join("bin/app"), &[&l, "-lanswer"]));
+    assert!(compile(
+        "gcc",
+        main_src,
+        &root.join("bin/app"),
+        &[&l, "-lanswer"]
+    ));
     // Without the library anywhere: reported missing.
     let bundle = bundle_with_config(&root, &config(&["/bin/app"], &[], ""));
     let inv = json(&["inspect", bundle.to_str().unwrap()]);
@@ -99,11 +123,21 @@ fn missing_libraries_and_ld_library_path() {
     assert_eq!(missing[0]["needed_by"], "/bin/app");
     // In a directory named by the container's LD_LIBRARY_PATH: found there.
     std::fs::create_dir_all(root.join("opt/answer/lib")).unwrap();
-    std::fs::copy(dir.join("libanswer.so.1"), root.join("opt/answer/lib/libanswer.so.1")).unwrap();
-    let bundle = bundle_with_config(&root, &config(&["/bin/app"], &["LD_LIBRARY_PATH=/opt/answer/lib"], ""));
+    std::fs::copy(
+        dir.join("libanswer.so.1"),
+        root.join("opt/answer/lib/libanswer.so.1"),
+    )
+    .unwrap();
+    let bundle = bundle_with_config(
+        &root,
+        &config(&["/bin/app"], &["LD_LIBRARY_PATH=/opt/answer/lib"], ""),
+    );
     let inv = json(&["inspect", bundle.to_str().unwrap()]);
     let libs = inv["entrypoint"]["libraries"].as_array().unwrap();
-    let answer = libs.iter().find(|l| l["soname"] == "libanswer.so.1").expect("found");
+    let answer = libs
+        .iter()
+        .find(|l| l["soname"] == "libanswer.so.1")
+        .expect("found");
     assert_eq!(answer["path"], "/opt/answer/lib/libanswer.so.1");
     assert_eq!(answer["via"], "ld-library-path");
 }
@@ -122,11 +156,15 @@ fn isa_level_notes_and_labels_set_the_required_target() {
     assert_eq!(signals[0]["kind"], "x86-isa-note");
     assert_eq!(signals[0]["source"], "/bin/v3");
     // A label asking for more wins, and is listed with where it came from.
-    let annotations = r#""io.archspec.cpu.target":"x86_64_v4","org.supercontainers.mpi":"mpich","unrelated":"x""#;
+    let annotations =
+        r#""io.archspec.cpu.target":"x86_64_v4","org.supercontainers.mpi":"mpich","unrelated":"x""#;
     let bundle = bundle_with_config(&root, &config(&["/bin/v3"], &[], annotations));
     let inv = json(&["inspect", bundle.to_str().unwrap()]);
     assert_eq!(inv["microarch"]["required"], "x86_64_v4");
-    assert_eq!(inv["labels"], serde_json::json!({"io.archspec.cpu.target": "x86_64_v4", "org.supercontainers.mpi": "mpich"}));
+    assert_eq!(
+        inv["labels"],
+        serde_json::json!({"io.archspec.cpu.target": "x86_64_v4", "org.supercontainers.mpi": "mpich"})
+    );
 }
 
 #[test]
@@ -145,6 +183,7 @@ fn musl_binary_is_musl() {
     let inv = json(&["inspect", bundle.to_str().unwrap()]);
     assert_eq!(inv["libc"]["family"], "musl", "{}", inv["libc"]);
     assert_eq!(inv["libc"]["loader"], "/lib/ld-musl-x86_64.so.1");
-    let expected = upstream_version(&dpkg_version(Path::new("/"), "musl").expect("host musl package"));
+    let expected =
+        upstream_version(&dpkg_version(Path::new("/"), "musl").expect("host musl package"));
     assert_eq!(inv["libc"]["version"], expected.as_str());
 }

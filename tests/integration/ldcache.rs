@@ -16,9 +16,15 @@ const HWCAPS_DIR: &str = "x86-64-v3";
 
 /// The host's ldconfig, or `None` after printing why the test is skipped.
 fn ldconfig_or_skip() -> Option<PathBuf> {
-    let fixed = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().map(PathBuf::from);
+    let fixed = ["/sbin/ldconfig", "/usr/sbin/ldconfig"]
+        .into_iter()
+        .map(PathBuf::from);
     let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("ldconfig")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("ldconfig"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let found = fixed.chain(on_path).find(|p| p.is_file());
     if found.is_none() {
@@ -34,7 +40,10 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("containerspec-ldcache-{tag}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "containerspec-ldcache-{tag}-{}-{n}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create scratch dir");
         TempDir(path)
@@ -61,15 +70,35 @@ struct Printed {
 }
 
 fn print_cache(ldconfig: &Path, cache: &Path) -> Printed {
-    let out =
-        Command::new(ldconfig).arg("-p").arg("-C").arg(cache).env("LC_ALL", "C").output().expect("run ldconfig -p");
-    assert!(out.status.success(), "ldconfig -p failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(ldconfig)
+        .arg("-p")
+        .arg("-C")
+        .arg(cache)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("run ldconfig -p");
+    assert!(
+        out.status.success(),
+        "ldconfig -p failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().expect("ldconfig -p printed nothing");
-    let count = header.split(' ').next().and_then(|n| n.parse().ok()).expect("count line");
-    assert!(header.contains(" libs found in cache "), "unexpected first line {header:?}");
-    let mut printed = Printed { count, lines: Vec::new(), generator: None };
+    let count = header
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count line");
+    assert!(
+        header.contains(" libs found in cache "),
+        "unexpected first line {header:?}"
+    );
+    let mut printed = Printed {
+        count,
+        lines: Vec::new(),
+        generator: None,
+    };
     for line in lines {
         if let Some(entry) = line.strip_prefix('\t') {
             printed.lines.push(entry.to_string());
@@ -84,7 +113,11 @@ fn print_cache(ldconfig: &Path, cache: &Path) -> Printed {
 
 /// The entries as `ldconfig -p` prints them.
 fn rendered(cache: &LdCache) -> Vec<String> {
-    cache.entries.iter().map(|e| format!("{} ({}) => {}", e.soname, e.arch_description(), e.path)).collect()
+    cache
+        .entries
+        .iter()
+        .map(|e| format!("{} ({}) => {}", e.soname, e.arch_description(), e.path))
+        .collect()
 }
 
 fn assert_same_as_ldconfig(ldconfig: &Path, file: &Path, cache: &LdCache) {
@@ -96,7 +129,9 @@ fn assert_same_as_ldconfig(ldconfig: &Path, file: &Path, cache: &LdCache) {
 
 #[test]
 fn host_cache_reads_as_ldconfig_prints_it() {
-    let Some(ldconfig) = ldconfig_or_skip() else { return };
+    let Some(ldconfig) = ldconfig_or_skip() else {
+        return;
+    };
     let Ok(bytes) = std::fs::read("/etc/ld.so.cache") else {
         println!("skipping: no /etc/ld.so.cache");
         return;
@@ -117,8 +152,17 @@ fn sample_library(host: &LdCache) -> Option<(String, PathBuf, u16)> {
     let usable = |e: &&containerspec::inventory::ldcache::CacheEntry| {
         e.required_machine().is_some() && e.hwcap == 0 && Path::new(&e.path).is_file()
     };
-    let entry = host.entries.iter().filter(usable).find(|e| e.soname == "libz.so.1");
-    let entry = entry.or_else(|| host.entries.iter().filter(usable).find(|e| !e.soname.starts_with("ld-")))?;
+    let entry = host
+        .entries
+        .iter()
+        .filter(usable)
+        .find(|e| e.soname == "libz.so.1");
+    let entry = entry.or_else(|| {
+        host.entries
+            .iter()
+            .filter(usable)
+            .find(|e| !e.soname.starts_with("ld-"))
+    })?;
     let file = std::fs::canonicalize(&entry.path).ok()?;
     Some((entry.soname.clone(), file, entry.required_machine()?))
 }
@@ -146,7 +190,12 @@ fn sample_root() -> Option<SampleRoot> {
     std::fs::copy(&file, dir.path().join("lib").join(&file_name)).expect("copy library");
     std::fs::copy(&file, hwcaps.join(&file_name)).expect("copy library to glibc-hwcaps");
     std::fs::write(dir.path().join("etc/ld.so.conf"), "/lib\n").expect("write ld.so.conf");
-    Some(SampleRoot { dir, soname, file_name, machine })
+    Some(SampleRoot {
+        dir,
+        soname,
+        file_name,
+        machine,
+    })
 }
 
 /// Runs `ldconfig -r ROOT -c FORMAT` writing `/etc/ld.so.cache.FORMAT` inside the root,
@@ -160,7 +209,11 @@ fn write_cache(ldconfig: &Path, root: &SampleRoot, format: &str) -> PathBuf {
         .env("LC_ALL", "C")
         .output()
         .expect("run ldconfig");
-    assert!(out.status.success(), "ldconfig -c {format} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ldconfig -c {format} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     root.dir.path().join(name.trim_start_matches('/'))
 }
 
@@ -170,25 +223,43 @@ fn read_cache(path: &Path) -> LdCache {
 
 #[test]
 fn new_format_from_ldconfig_has_the_hwcaps_entry() {
-    let Some(ldconfig) = ldconfig_or_skip() else { return };
+    let Some(ldconfig) = ldconfig_or_skip() else {
+        return;
+    };
     let Some(root) = sample_root() else { return };
     let file = write_cache(&ldconfig, &root, "new");
     let cache = read_cache(&file);
     assert_same_as_ldconfig(&ldconfig, &file, &cache);
     assert_eq!(cache.format, CacheFormat::New);
-    assert!(cache.generator.as_deref().is_some_and(|g| g.starts_with("ldconfig")), "{:?}", cache.generator);
+    assert!(
+        cache
+            .generator
+            .as_deref()
+            .is_some_and(|g| g.starts_with("ldconfig")),
+        "{:?}",
+        cache.generator
+    );
     assert_eq!(cache.entries.len(), 2);
     let (hwcaps, base) = (&cache.entries[0], &cache.entries[1]);
     assert_eq!(hwcaps.soname, root.soname);
     assert_eq!(hwcaps.hwcaps.as_deref(), Some(HWCAPS_DIR));
-    assert_eq!(hwcaps.hwcap & DL_CACHE_HWCAP_EXTENSION, DL_CACHE_HWCAP_EXTENSION);
-    assert_eq!(hwcaps.path, format!("/lib/glibc-hwcaps/{HWCAPS_DIR}/{}", root.file_name));
+    assert_eq!(
+        hwcaps.hwcap & DL_CACHE_HWCAP_EXTENSION,
+        DL_CACHE_HWCAP_EXTENSION
+    );
+    assert_eq!(
+        hwcaps.path,
+        format!("/lib/glibc-hwcaps/{HWCAPS_DIR}/{}", root.file_name)
+    );
     assert_eq!((base.hwcaps.as_deref(), base.hwcap), (None, 0));
     assert_eq!(base.path, format!("/lib/{}", root.soname));
 
     let all = ["x86-64-v4", "x86-64-v3", "x86-64-v2"];
     assert_eq!(cache.lookup(&root.soname, root.machine, &all), Some(hwcaps));
-    assert_eq!(cache.lookup(&root.soname, root.machine, &["x86-64-v2"]), Some(base));
+    assert_eq!(
+        cache.lookup(&root.soname, root.machine, &["x86-64-v2"]),
+        Some(base)
+    );
     assert_eq!(cache.lookup(&root.soname, root.machine, &[]), Some(base));
     let other_machine = if root.machine == 183 { 62 } else { 183 };
     assert_eq!(cache.lookup(&root.soname, other_machine, &all), None);
@@ -196,7 +267,9 @@ fn new_format_from_ldconfig_has_the_hwcaps_entry() {
 
 #[test]
 fn old_format_from_ldconfig() {
-    let Some(ldconfig) = ldconfig_or_skip() else { return };
+    let Some(ldconfig) = ldconfig_or_skip() else {
+        return;
+    };
     let Some(root) = sample_root() else { return };
     let file = write_cache(&ldconfig, &root, "old");
     let cache = read_cache(&file);
@@ -204,15 +277,31 @@ fn old_format_from_ldconfig() {
     assert_eq!(cache.format, CacheFormat::Old);
     assert_eq!(cache.generator, None);
     // The old format has no hwcap field; glibc 2.36 still lists the glibc-hwcaps copy.
-    assert!(cache.entries.iter().all(|e| e.hwcaps.is_none() && e.hwcap == 0));
-    let base = cache.entries.iter().find(|e| e.path == format!("/lib/{}", root.soname)).expect("base entry");
-    assert_eq!(cache.lookup(&root.soname, root.machine, &[]).map(|e| &e.path), cache.entries.first().map(|e| &e.path));
+    assert!(
+        cache
+            .entries
+            .iter()
+            .all(|e| e.hwcaps.is_none() && e.hwcap == 0)
+    );
+    let base = cache
+        .entries
+        .iter()
+        .find(|e| e.path == format!("/lib/{}", root.soname))
+        .expect("base entry");
+    assert_eq!(
+        cache
+            .lookup(&root.soname, root.machine, &[])
+            .map(|e| &e.path),
+        cache.entries.first().map(|e| &e.path)
+    );
     assert_eq!(base.soname, root.soname);
 }
 
 #[test]
 fn compat_format_from_ldconfig() {
-    let Some(ldconfig) = ldconfig_or_skip() else { return };
+    let Some(ldconfig) = ldconfig_or_skip() else {
+        return;
+    };
     let Some(root) = sample_root() else { return };
     let file = write_cache(&ldconfig, &root, "compat");
     let cache = read_cache(&file);
@@ -225,13 +314,24 @@ fn compat_format_from_ldconfig() {
     // glibc reads hwcaps names from the file start while ldconfig writes them relative
     // to the new header, so in a compat file the loader finds a wrong name and never
     // uses the entry. Whatever name is read, lookup must agree with it.
-    let want = if hwcaps.hwcaps.as_deref() == Some(HWCAPS_DIR) { hwcaps } else { base };
-    assert_eq!(cache.lookup(&root.soname, root.machine, &[HWCAPS_DIR]), Some(want));
+    let want = if hwcaps.hwcaps.as_deref() == Some(HWCAPS_DIR) {
+        hwcaps
+    } else {
+        base
+    };
+    assert_eq!(
+        cache.lookup(&root.soname, root.machine, &[HWCAPS_DIR]),
+        Some(want)
+    );
 }
 
 /// Writes a little-endian new-format cache: entries `(flags, soname, path, hwcap)`,
 /// optionally with a glibc-hwcaps name array (entries index it) and a generator.
-fn build_cache(entries: &[(i32, String, String, u64)], hwcaps_names: &[&str], generator: &str) -> Vec<u8> {
+fn build_cache(
+    entries: &[(i32, String, String, u64)],
+    hwcaps_names: &[&str],
+    generator: &str,
+) -> Vec<u8> {
     let table_at = 48 + 24 * entries.len();
     let mut strings = Vec::new();
     let mut add = |s: &str| {
@@ -240,7 +340,10 @@ fn build_cache(entries: &[(i32, String, String, u64)], hwcaps_names: &[&str], ge
         strings.push(0);
         at
     };
-    let offsets: Vec<(u32, u32)> = entries.iter().map(|(_, k, v, _)| (add(k), add(v))).collect();
+    let offsets: Vec<(u32, u32)> = entries
+        .iter()
+        .map(|(_, k, v, _)| (add(k), add(v)))
+        .collect();
     let name_offsets: Vec<u32> = hwcaps_names.iter().map(|n| add(n)).collect();
     let ext_at = (table_at + strings.len()).next_multiple_of(4);
     let u32le = |v: usize| u32::try_from(v).unwrap().to_le_bytes();
@@ -261,35 +364,68 @@ fn build_cache(entries: &[(i32, String, String, u64)], hwcaps_names: &[&str], ge
     out.resize(ext_at, 0);
     let hwcaps_at = ext_at + 8 + 2 * 16;
     let generator_at = hwcaps_at + 4 * name_offsets.len();
-    for word in [0xeaa4_2174, 2, 0, 0, generator_at, generator.len(), 1, 0, hwcaps_at, 4 * name_offsets.len()] {
+    for word in [
+        0xeaa4_2174,
+        2,
+        0,
+        0,
+        generator_at,
+        generator.len(),
+        1,
+        0,
+        hwcaps_at,
+        4 * name_offsets.len(),
+    ] {
         out.extend(u32le(word));
     }
-    name_offsets.iter().for_each(|o| out.extend(o.to_le_bytes()));
+    name_offsets
+        .iter()
+        .for_each(|o| out.extend(o.to_le_bytes()));
     out.extend(generator.as_bytes());
     out
 }
 
 #[test]
 fn every_flag_is_described_as_ldconfig_describes_it() {
-    let Some(ldconfig) = ldconfig_or_skip() else { return };
+    let Some(ldconfig) = ldconfig_or_skip() else {
+        return;
+    };
     let mut flags: Vec<i32> = (0..=4).collect();
     flags.extend((0x01..=0x13).map(|abi| (abi << 8) | 3));
     flags.extend([0x7f03, 0x0301, i32::MIN | 3]);
-    let mut entries: Vec<(i32, String, String, u64)> =
-        flags.iter().enumerate().map(|(i, f)| (*f, format!("lib{i}.so"), format!("/lib/lib{i}.so"), 0)).collect();
+    let mut entries: Vec<(i32, String, String, u64)> = flags
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (*f, format!("lib{i}.so"), format!("/lib/lib{i}.so"), 0))
+        .collect();
     // Legacy hwcap bits, the tls bit, a named subdirectory, an index past the array.
-    let odd_hwcaps = [1u64 << 3, 1 << 63, DL_CACHE_HWCAP_EXTENSION, DL_CACHE_HWCAP_EXTENSION | 7];
+    let odd_hwcaps = [
+        1u64 << 3,
+        1 << 63,
+        DL_CACHE_HWCAP_EXTENSION,
+        DL_CACHE_HWCAP_EXTENSION | 7,
+    ];
     for (i, hwcap) in odd_hwcaps.into_iter().enumerate() {
-        entries.push((0x0303, format!("libhw{i}.so"), format!("/lib/libhw{i}.so"), hwcap));
+        entries.push((
+            0x0303,
+            format!("libhw{i}.so"),
+            format!("/lib/libhw{i}.so"),
+            hwcap,
+        ));
     }
     let dir = TempDir::new("flags");
     let file = dir.path().join("flags.cache");
-    std::fs::write(&file, build_cache(&entries, &["x86-64-v3"], "hand-built")).expect("write cache");
+    std::fs::write(&file, build_cache(&entries, &["x86-64-v3"], "hand-built"))
+        .expect("write cache");
     let cache = read_cache(&file);
     assert_same_as_ldconfig(&ldconfig, &file, &cache);
     assert_eq!(cache.entries[7].arch_description(), "libc6,x86-64");
     assert_eq!(
-        cache.entries.last().map(|e| e.arch_description()).as_deref(),
+        cache
+            .entries
+            .last()
+            .map(|e| e.arch_description())
+            .as_deref(),
         Some("libc6,x86-64, hwcap: 0x4000000000000007")
     );
 }

@@ -24,7 +24,11 @@ fn trap_root(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     symlink("/opt/real/libx.so.1", root.join("usr/lib/libx.so.1")).unwrap();
     // Absolute and relative escapes, pointing at the host's secret.
     symlink(host.join("etc/shadow"), root.join("lib/abs-escape")).unwrap();
-    symlink("../../../../../../../../etc/shadow", root.join("lib/rel-escape")).unwrap();
+    symlink(
+        "../../../../../../../../etc/shadow",
+        root.join("lib/rel-escape"),
+    )
+    .unwrap();
     symlink("/", root.join("hostroot")).unwrap();
     symlink("..", root.join("up")).unwrap();
     symlink("b", root.join("loops/a")).unwrap();
@@ -34,7 +38,10 @@ fn trap_root(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn both(root: &Path) -> [RootFs; 2] {
-    [RootFs::open(root).unwrap(), RootFs::open_without_openat2(root).unwrap()]
+    [
+        RootFs::open(root).unwrap(),
+        RootFs::open_without_openat2(root).unwrap(),
+    ]
 }
 
 fn read(r: &RootFs, p: &str) -> Result<String, RootError> {
@@ -46,7 +53,10 @@ fn absolute_symlinks_resolve_inside_the_root() {
     let (root, _) = trap_root("abs");
     for r in both(&root) {
         assert_eq!(read(&r, "/usr/lib/libx.so.1").unwrap(), "lib x");
-        assert_eq!(r.canonicalize("/usr/lib/libx.so.1").unwrap(), "/opt/real/libx.so.1");
+        assert_eq!(
+            r.canonicalize("/usr/lib/libx.so.1").unwrap(),
+            "/opt/real/libx.so.1"
+        );
     }
 }
 
@@ -58,11 +68,20 @@ fn escapes_land_inside_the_root() {
     let inside = format!("{}/etc/shadow", host.display());
     for r in both(&root) {
         let err = read(&r, "/lib/abs-escape").unwrap_err();
-        assert!(err.is_not_found(), "{err} (looked up {inside} inside the root)");
+        assert!(
+            err.is_not_found(),
+            "{err} (looked up {inside} inside the root)"
+        );
         assert_eq!(read(&r, "/lib/rel-escape").unwrap(), "container decoy");
         assert_eq!(read(&r, "/hostroot/etc/shadow").unwrap(), "container decoy");
-        assert_eq!(read(&r, "/up/up/../../etc/shadow").unwrap(), "container decoy");
-        assert_eq!(read(&r, "../../../../etc/shadow").unwrap(), "container decoy");
+        assert_eq!(
+            read(&r, "/up/up/../../etc/shadow").unwrap(),
+            "container decoy"
+        );
+        assert_eq!(
+            read(&r, "../../../../etc/shadow").unwrap(),
+            "container decoy"
+        );
         assert_eq!(r.canonicalize("/hostroot/hostroot/etc").unwrap(), "/etc");
     }
 }
@@ -73,8 +92,21 @@ fn loops_end_in_an_error() {
     for r in both(&root) {
         for p in ["/loops/a", "/loops/self", "/loops/a/x"] {
             let err = read(&r, p).unwrap_err();
-            assert!(matches!(err, RootError::Path { reason: PathProblem::Loop, .. }), "{p}: {err}");
-            assert!(err.to_string().contains("too many levels of symbolic links"), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    RootError::Path {
+                        reason: PathProblem::Loop,
+                        ..
+                    }
+                ),
+                "{p}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("too many levels of symbolic links"),
+                "{err}"
+            );
         }
     }
 }
@@ -84,19 +116,50 @@ fn files_are_not_directories() {
     let (root, _) = trap_root("notdir");
     for r in both(&root) {
         let err = read(&r, "/etc/shadow/x").unwrap_err();
-        assert!(matches!(err, RootError::Path { reason: PathProblem::NotADirectory, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RootError::Path {
+                    reason: PathProblem::NotADirectory,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = read(&r, "/etc").unwrap_err();
-        assert!(matches!(err, RootError::Path { reason: PathProblem::NotARegularFile, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RootError::Path {
+                    reason: PathProblem::NotARegularFile,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
 
 #[test]
 fn fifos_are_refused_without_blocking() {
     let (root, _) = trap_root("fifo");
-    nix::unistd::mkfifo(&root.join("lib/libfifo.so.1"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("lib/libfifo.so.1"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
     for r in both(&root) {
         let err = read(&r, "/lib/libfifo.so.1").unwrap_err();
-        assert!(matches!(err, RootError::Path { reason: PathProblem::NotARegularFile, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RootError::Path {
+                    reason: PathProblem::NotARegularFile,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
 

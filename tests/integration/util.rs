@@ -27,7 +27,11 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = containerspec(&all);
-    assert!(out.status.success(), "containerspec {all:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "containerspec {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("valid JSON on stdout")
 }
 
@@ -35,14 +39,24 @@ pub fn json(args: &[&str]) -> serde_json::Value {
 /// no panic.
 pub fn assert_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {stderr}");
-    assert!(stderr.contains(needle), "stderr should name {needle:?}: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "stderr should name {needle:?}: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
 }
 
 /// The directory of cached real root filesystems built by tests/rigs/rootfs.sh.
 pub fn rootfs_cache() -> PathBuf {
-    let base = std::env::var_os("CONTAINERSPEC_TEST_CACHE").map_or_else(|| PathBuf::from("/var/cache/containerspec-test"), PathBuf::from);
+    let base = std::env::var_os("CONTAINERSPEC_TEST_CACHE").map_or_else(
+        || PathBuf::from("/var/cache/containerspec-test"),
+        PathBuf::from,
+    );
     base.join("rootfs")
 }
 
@@ -54,14 +68,18 @@ pub fn cached_rootfs(name: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     let hint = format!("rootfs {name} not built: run tests/rigs/rootfs.sh {name}");
-    assert!(std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"), "{hint}");
+    assert!(
+        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+        "{hint}"
+    );
     eprintln!("skipping: {hint}");
     None
 }
 
 /// A fresh, empty scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("containerspec-test-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("containerspec-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
@@ -73,11 +91,15 @@ pub fn dpkg_version(root: &Path, package: &str) -> Option<String> {
     status.split("\n\n").find_map(|stanza| {
         let mut lines = stanza.lines();
         let is_pkg = lines.any(|l| l == format!("Package: {package}"));
-        let installed = stanza.lines().any(|l| l.starts_with("Status:") && l.ends_with(" installed"));
+        let installed = stanza
+            .lines()
+            .any(|l| l.starts_with("Status:") && l.ends_with(" installed"));
         if !(is_pkg && installed) {
             return None;
         }
-        stanza.lines().find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
+        stanza
+            .lines()
+            .find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
     })
 }
 
@@ -86,7 +108,9 @@ pub fn dpkg_version(root: &Path, package: &str) -> Option<String> {
 pub fn upstream_version(debian: &str) -> String {
     let no_epoch = debian.split_once(':').map_or(debian, |(_, v)| v);
     let no_revision = no_epoch.rsplit_once('-').map_or(no_epoch, |(v, _)| v);
-    let real = no_revision.rsplit_once("really").map_or(no_revision, |(_, v)| v);
+    let real = no_revision
+        .rsplit_once("really")
+        .map_or(no_revision, |(_, v)| v);
     real.split(['+', '~']).next().unwrap_or(real).to_string()
 }
 

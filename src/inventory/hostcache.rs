@@ -1,0 +1,144 @@
+//! A cache of the host CPU description. Detecting the microarchitecture means parsing
+//! archspec's whole target database and `/proc/cpuinfo`, about a millisecond that every
+//! container start would otherwise pay again. The CPU cannot change without a reboot
+//! (or, for a migrated VM, without CPUID changing), so the description is stored under
+//! a key of the kernel's boot id, the raw CPUID feature words and this program's
+//! version, and recomputed whenever any of them differs.
+//!
+//! The cache lives in `/run/containerspec/` when that is writable (root), else in
+//! `$XDG_RUNTIME_DIR/containerspec/`, else nowhere. It is only a speed-up: any problem
+//! reading or writing it means detecting afresh.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::cpu::{HostCpu, host_cpu};
+
+const FILE: &str = "host-cpu.json";
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    key: String,
+    cpu: HostCpu,
+}
+
+/// The host CPU, from the cache when its key still matches.
+pub fn host_cpu_cached(use_cache: bool) -> HostCpu {
+    let Some((dir, key)) = use_cache.then(|| cache_dir().zip(cache_key())).flatten() else {
+        return host_cpu();
+    };
+    let path = dir.join(FILE);
+    if let Some(cpu) = read(&path, &key) {
+        return cpu;
+    }
+    let cpu = host_cpu();
+    if let Err(e) = write(
+        &dir,
+        &path,
+        &Entry {
+            key,
+            cpu: cpu.clone(),
+        },
+    ) {
+        log::debug!("{}: cannot write cache: {e}", path.display());
+    }
+    cpu
+}
+
+fn read(path: &std::path::Path, key: &str) -> Option<HostCpu> {
+    let bytes = std::fs::read(path).ok()?;
+    let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+    (entry.key == key).then_some(entry.cpu)
+}
+
+/// Writes atomically (a temporary file renamed over the old one), so a concurrent
+/// reader sees the old entry or the new one, never half of one.
+fn write(dir: &std::path::Path, path: &std::path::Path, entry: &Entry) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(entry).map_err(std::io::Error::from)?,
+    )?;
+    std::fs::rename(&tmp, path)
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if nix::unistd::Uid::effective().is_root() {
+        return Some(PathBuf::from("/run/containerspec"));
+    }
+    std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("containerspec"))
+}
+
+/// boot id + CPU signature + version: any change means detecting again.
+fn cache_key() -> Option<String> {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(format!(
+        "{}|{}|{}",
+        env!("CARGO_PKG_VERSION"),
+        boot_id.trim(),
+        cpu_signature()
+    ))
+}
+
+/// The CPUID words that identify the processor model and its feature set (leaf 1
+/// without EBX, whose APIC id differs per core; leaf 7; the extended leaf 0x80000001).
+#[cfg(target_arch = "x86_64")]
+fn cpu_signature() -> String {
+    let words = [(1, 0), (7, 0), (7, 1), (0x8000_0001, 0)].map(|(leaf, sub)| {
+        let r = raw_cpuid::native_cpuid::cpuid_count(leaf, sub);
+        if leaf == 1 {
+            [r.eax, 0, r.ecx, r.edx]
+        } else {
+            [r.eax, r.ebx, r.ecx, r.edx]
+        }
+    });
+    words.iter().flatten().map(|w| format!("{w:08x}")).collect()
+}
+
+/// Elsewhere the auxiliary vector's capability words identify the feature set.
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_signature() -> String {
+    // SAFETY: getauxval has no preconditions.
+    let (a, b) = unsafe {
+        (
+            libc::getauxval(libc::AT_HWCAP),
+            libc::getauxval(libc::AT_HWCAP2),
+        )
+    };
+    format!("{a:016x}{b:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_key_is_not_used() {
+        let dir =
+            std::env::temp_dir().join(format!("containerspec-hostcache-{}", std::process::id()));
+        let path = dir.join(FILE);
+        let cpu = host_cpu();
+        write(
+            &dir,
+            &path,
+            &Entry {
+                key: "old".into(),
+                cpu: cpu.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(read(&path, "old"), Some(cpu));
+        assert_eq!(read(&path, "new"), None);
+        std::fs::write(&path, "{ not json").unwrap();
+        assert_eq!(read(&path, "old"), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_key_is_stable_within_a_boot() {
+        assert_eq!(cache_key(), cache_key());
+        assert!(cache_key().is_some_and(|k| k.starts_with(env!("CARGO_PKG_VERSION"))));
+    }
+}
