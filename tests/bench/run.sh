@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${CONTAINERSPEC_TEST_CACHE:-/var/cache/containerspec-test}"
 tests/rigs/setup.sh bookworm-mpich
+command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 cargo build --release --locked --quiet
 venv="$cache/venv-archspec"
 if [[ ! -x "$venv/bin/archspec" ]]; then
