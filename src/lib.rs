@@ -5,8 +5,12 @@
 //! - [`input`]: what arrives (a root directory opened confined, an OCI bundle);
 //! - [`inventory`]: what a root contains (ELF objects, the loader's view, libc, MPI, GPU,
 //!   CPU), gathered by one code path for the host and for a container;
-//! - [`cli`]: the commands that print it.
+//! - [`engine`]: decisions (the rules, the injection plan, the report), pure over facts
+//!   that [`engine::prepare`] gathers; [`config`] holds the admin's policy;
+//! - [`cli`]: the commands.
 
 pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod input;
 pub mod inventory;

@@ -1,11 +1,13 @@
 //! The command line: one file per subcommand, and the shared rendering of inventories.
 
+mod check_bundle;
 mod host;
 mod inspect;
 mod render;
 
 use clap::{Parser, Subcommand};
 
+pub use check_bundle::CheckBundleArgs;
 pub use host::HostArgs;
 pub use inspect::InspectArgs;
 
@@ -20,6 +22,12 @@ pub enum CliError {
     Target { path: String, message: String },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Inject(#[from] crate::engine::request::InjectError),
+    #[error(transparent)]
+    Prepare(#[from] crate::engine::prepare::PrepareError),
 }
 
 #[derive(Debug, Parser)]
@@ -49,6 +57,9 @@ pub enum Command {
     /// Describe a container's rootfs or OCI bundle: libc, required glibc, MPI, CUDA,
     /// required CPU target, entrypoint and its libraries
     Inspect(InspectArgs),
+    /// Decide whether an OCI bundle can start on this host, and plan the injection of
+    /// verified host MPI and GPU libraries
+    CheckBundle(CheckBundleArgs),
 }
 
 impl Cli {
@@ -72,6 +83,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Host(args) => host::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::CheckBundle(args) => check_bundle::run(args),
     }
 }
 

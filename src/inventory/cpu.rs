@@ -233,6 +233,14 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
+/// A named target as a host: its archspec name and every feature it has, for verdicts
+/// "as if on a haswell node" (`--host-target`). None for names archspec does not know.
+pub fn target_as_host(name: &str) -> Option<(String, BTreeSet<String>)> {
+    let name = normalize_target(name)?;
+    let target = known_targets()?.get(&name)?;
+    Some((name, target.all_features().into_iter().collect()))
+}
+
 fn known_targets() -> Option<&'static HashMap<String, Arc<Microarchitecture>>> {
     guarded("loading its targets", Microarchitecture::known_targets)
 }

@@ -133,7 +133,18 @@ fn glibc_needed(obj: &Object) -> Option<Version> {
         .max()
 }
 
+/// An inventory with the entrypoint's loaded objects, for checks that need more of each
+/// ELF file than the inventory keeps.
+pub struct Gathered {
+    pub inventory: Inventory,
+    pub closure: Option<Closure>,
+}
+
 pub fn gather(root: &RootFs, req: &Request) -> Inventory {
+    gather_with_closure(root, req).inventory
+}
+
+pub fn gather_with_closure(root: &RootFs, req: &Request) -> Gathered {
     let ld_library_path = req.process.and_then(|p| p.env_var("LD_LIBRARY_PATH"));
     let loader = Loader::new(root, ld_library_path, req.hwcaps.clone());
     let mut examined = Examined::new();
@@ -214,7 +225,11 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
             needed_by: by.clone(),
         });
 
-    Inventory {
+    let (entrypoint, closure) = match entry {
+        Some((e, c)) => (Some(e), Some(c)),
+        None => (None, None),
+    };
+    let inventory = Inventory {
         schema_version: SCHEMA_VERSION,
         root: root.display().to_string(),
         arch,
@@ -225,14 +240,15 @@ pub fn gather(root: &RootFs, req: &Request) -> Inventory {
         gpu,
         cpu: None,
         kernel: None,
-        entrypoint: entry.map(|(e, _)| e),
+        entrypoint,
         glibc_required,
         microarch: microarch::combine(std::mem::take(&mut examined.signals)),
         labels,
         objects: examined.objects,
         scan,
         findings: examined.findings,
-    }
+    };
+    Gathered { inventory, closure }
 }
 
 fn loader_findings(loader: &Loader, examined: &mut Examined) {

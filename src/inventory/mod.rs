@@ -10,6 +10,7 @@ pub mod gather;
 pub mod gpu;
 pub mod hostcache;
 pub mod ldcache;
+pub mod ldcache_write;
 pub mod ldconf;
 pub mod libc;
 pub mod loader;

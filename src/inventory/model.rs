@@ -14,7 +14,7 @@ use super::loader::FoundVia;
 /// Bumped only when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Inventory {
     pub schema_version: u32,
     /// The directory that was read, as given.

@@ -4,11 +4,14 @@
 mod util;
 
 mod bad_input;
+mod config;
 mod cpu;
 mod elf;
 mod entrypoint;
 mod fixtures;
 mod host;
+mod inject_pairs;
 mod ldcache;
+mod ldcache_write;
 mod real_rootfs;
 mod rootfs;

@@ -11,15 +11,21 @@ set -euo pipefail
 
 cache="${CONTAINERSPEC_TEST_CACHE:-/var/cache/containerspec-test}/rootfs"
 
-# name | suite | arch | variant | packages
+here="$(cd "$(dirname "$0")" && pwd)"
+# The MPI roots also hold /opt/containerspec-test/mpi-version, built from this source
+# with the root's own mpicc; its checksum is part of their recipe.
+mpi_prog="$here/mpi-version.c"
+mpi_sum="$(sha256sum "$mpi_prog" | cut -c1-16)"
+
+# name | suite | arch | variant | packages | extra
 recipes=(
-  "bullseye-mpich|bullseye|amd64|apt|mpich,libmpich-dev,gcc"
-  "bookworm-mpich|bookworm|amd64|apt|mpich,libmpich-dev,gcc"
-  "trixie-mpich|trixie|amd64|apt|mpich,libmpich-dev,gcc"
-  "bullseye-openmpi|bullseye|amd64|apt|openmpi-bin,libopenmpi-dev,gcc"
-  "bookworm-openmpi|bookworm|amd64|apt|openmpi-bin,libopenmpi-dev,gcc"
-  "trixie-openmpi|trixie|amd64|apt|openmpi-bin,libopenmpi-dev,gcc"
-  "bookworm-arm64|bookworm|arm64|extract|libc6,libmpich12,coreutils"
+  "bullseye-mpich|bullseye|amd64|apt|mpich,libmpich-dev,gcc|mpi-version:$mpi_sum"
+  "bookworm-mpich|bookworm|amd64|apt|mpich,libmpich-dev,gcc|mpi-version:$mpi_sum"
+  "trixie-mpich|trixie|amd64|apt|mpich,libmpich-dev,gcc|mpi-version:$mpi_sum"
+  "bullseye-openmpi|bullseye|amd64|apt|openmpi-bin,libopenmpi-dev,gcc|mpi-version:$mpi_sum"
+  "bookworm-openmpi|bookworm|amd64|apt|openmpi-bin,libopenmpi-dev,gcc|mpi-version:$mpi_sum"
+  "trixie-openmpi|trixie|amd64|apt|openmpi-bin,libopenmpi-dev,gcc|mpi-version:$mpi_sum"
+  "bookworm-arm64|bookworm|arm64|extract|libc6,libmpich12,coreutils|"
 )
 
 recipe_of() {
@@ -34,7 +40,7 @@ recipe_of() {
 build() {
   local recipe name suite arch variant pkgs dest tmp
   recipe=$(recipe_of "$1")
-  IFS='|' read -r name suite arch variant pkgs <<<"$recipe"
+  IFS='|' read -r name suite arch variant pkgs extra <<<"$recipe"
   dest="$cache/$name"
   if [[ -f "$dest/.containerspec-recipe" ]] && [[ "$(cat "$dest/.containerspec-recipe")" == "$recipe" ]]; then
     return 0
@@ -47,6 +53,11 @@ build() {
   local opts=(--variant="$variant" --arch="$arch" --include="$pkgs" --skip=check/empty)
   # sid/trixie snapshots can carry expired Release files; the content is what matters here.
   opts+=(--aptopt='Acquire::Check-Valid-Until "false"')
+  if [[ "$extra" == mpi-version:* ]]; then
+    opts+=(--customize-hook='mkdir -p "$1/opt/containerspec-test"')
+    opts+=(--customize-hook="copy-in $mpi_prog /opt/containerspec-test")
+    opts+=(--customize-hook='chroot "$1" mpicc -O2 -o /opt/containerspec-test/mpi-version /opt/containerspec-test/mpi-version.c')
+  fi
   mmdebstrap "${opts[@]}" "$suite" "$tmp" >"$cache/$name.log" 2>&1 \
     || { echo "rootfs.sh: mmdebstrap failed for $name, see $cache/$name.log" >&2; tail -20 "$cache/$name.log" >&2; return 1; }
   printf '%s' "$recipe" >"$tmp/.containerspec-recipe"

@@ -1,0 +1,121 @@
+//! `containerspec check-bundle BUNDLE`: can this OCI bundle start on this host, and what
+//! would be injected? Exit 0 when it can (warnings allowed), 1 when it must be rejected,
+//! 2 on an error in the input or the invocation.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CliError, print_json};
+use crate::config::Config;
+use crate::engine::prepare::{Inputs, prepare};
+use crate::engine::report::{Verdict, evaluate};
+use crate::engine::request::Inject;
+use crate::input::bundle::Bundle;
+use crate::inventory::hostcache::host_cpu_cached;
+use crate::inventory::ldcache_write::{NewEntry, write};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Injection is requested by the bundle's org.supercontainers.inject annotation \
+(mpi, gpu, or both, comma-separated) or by --inject, which wins. The glibc, MPI ABI, CPU and CUDA \
+checks run whether or not anything is injected.\n\n\
+Exit status: 0 compatible (warnings allowed), 1 incompatible, 2 an error in the input.\n\n\
+Examples:\n  containerspec check-bundle /run/bundles/job42\n  \
+containerspec check-bundle ./bundle --inject mpi --json | jq .plan.mounts\n  \
+containerspec check-bundle ./bundle --host-target haswell"
+)]
+pub struct CheckBundleArgs {
+    /// The OCI bundle: a directory with config.json and the rootfs it names
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Read this directory as the host's `/` (default: the config's host.root, else /)
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// Judge as if the host CPU were this archspec target (e.g. haswell, x86_64_v3)
+    #[arg(long, value_name = "NAME")]
+    pub host_target: Option<String>,
+    /// The config file (default /etc/containerspec/config.toml, if it exists)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to inject: mpi, gpu, or mpi,gpu (overrides the bundle's annotation)
+    #[arg(long, value_name = "LIST")]
+    pub inject: Option<String>,
+    /// Print the report as JSON (schema: README, "check-bundle JSON")
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the loader cache the plan would mount into the container to FILE
+    /// (inspect it with `ldconfig -p -C FILE`)
+    #[arg(long, value_name = "FILE")]
+    pub emit_ld_cache: Option<PathBuf>,
+}
+
+pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
+    let config = Config::load(args.config.as_deref())?;
+    let bundle = Bundle::load(&args.bundle)?;
+    let inject = Inject::resolve(args.inject.as_deref(), &bundle.annotations)?;
+    let (policy, notes) = config.policy.narrowed(&bundle.annotations);
+    let host_root = args
+        .host_root
+        .clone()
+        .or_else(|| config.host.root.clone())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let cpu = host_cpu_cached(true);
+    let inputs = Inputs {
+        bundle: &bundle,
+        host_root: &host_root,
+        config: &config,
+        inject,
+        host_target: args.host_target.as_deref(),
+        cpu: &cpu,
+    };
+    let facts = prepare(&inputs)?;
+    let report = evaluate(
+        &facts,
+        &inject,
+        &policy,
+        notes,
+        &args.bundle.display().to_string(),
+    );
+    if let Some(path) = &args.emit_ld_cache {
+        emit_cache(&report.plan, path)?;
+    }
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.verdict == Verdict::Compatible {
+        0
+    } else {
+        1
+    })
+}
+
+fn emit_cache(plan: &crate::engine::plan::Plan, path: &std::path::Path) -> Result<(), CliError> {
+    let Some(cache) = &plan.ld_cache else {
+        log::warn!(
+            "{}: not written: the plan has no loader cache (nothing goes into containerspec's directory)",
+            path.display()
+        );
+        return Ok(());
+    };
+    let entries: Vec<NewEntry> = cache
+        .entries
+        .iter()
+        .map(|e| NewEntry {
+            soname: e.soname.clone(),
+            path: e.path.clone(),
+            flags: e.flags,
+            hwcaps: e.hwcaps.clone(),
+        })
+        .collect();
+    let bytes = write(&entries).map_err(|e| CliError::Target {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(path, bytes).map_err(|e| CliError::Target {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,168 @@
+//! The facts a verdict is computed from: plain data, gathered by [`super::prepare`] from
+//! a container's rootfs and a host root, so that the rules ([`super::compat`]) and the
+//! injection plan ([`super::plan`]) are pure functions that tests can feed by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::inventory::elf::VersionNeed;
+use crate::inventory::ldcache::CacheEntry;
+use crate::inventory::model::{Inventory, MpiInstall};
+
+/// An ELF library or program, with what the checks need of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lib {
+    /// The file's canonical path inside its root.
+    pub path: String,
+    pub soname: Option<String>,
+    pub needed: Vec<String>,
+    /// `.gnu.version_r`: which versions it needs from which file.
+    pub needs: Vec<VersionNeed>,
+    /// `.gnu.version_d`: the version nodes it defines.
+    pub defines: Vec<String>,
+    /// ELF flags for a loader cache entry (`libc6,x86-64` is 0x0303).
+    pub cache_flags: i32,
+}
+
+impl Lib {
+    /// The name the loader knows it by: its soname, else its file name.
+    pub fn name(&self) -> &str {
+        self.soname
+            .as_deref()
+            .unwrap_or_else(|| self.path.rsplit('/').next().unwrap_or(&self.path))
+    }
+}
+
+/// An MPI library with its exported symbols.
+#[derive(Debug, Clone, Default)]
+pub struct MpiLib {
+    pub lib: Lib,
+    pub install: Option<MpiInstall>,
+    pub defined_symbols: BTreeSet<String>,
+}
+
+/// A symbol a container object imports from its MPI library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub object: String,
+    pub symbol: String,
+    pub weak: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFacts {
+    pub inventory: Option<Inventory>,
+    /// The entrypoint is a static executable: nothing can be injected into it.
+    pub static_entrypoint: bool,
+    /// The entrypoint and its library closure.
+    pub closure: Vec<Lib>,
+    /// The MPI library the container uses (its entrypoint's, else the one its loader sees).
+    pub mpi: Option<MpiLib>,
+    /// What closure objects import from the MPI library.
+    pub mpi_imports: Vec<Import>,
+    /// For each MPI soname the container needs: the file it resolves to (the bind target).
+    pub mpi_targets: BTreeMap<String, String>,
+    /// `(requester, soname, path)`: requesters that resolve an MPI soname elsewhere than
+    /// `mpi_targets` says (an RPATH, a glibc-hwcaps copy): a bind mount would miss them.
+    pub mpi_shadowed: Vec<(String, String, String)>,
+    /// The container's own library for each soname a host object needs, if it has one.
+    pub providers: BTreeMap<String, Lib>,
+    /// Files in the container's `LD_LIBRARY_PATH` that have the name of a library the plan
+    /// puts in its own directory: they would be found first.
+    pub ld_library_path_hits: BTreeMap<String, String>,
+    /// The container's loader cache entries (rewritten with the injected ones).
+    pub cache_entries: Vec<CacheEntry>,
+    /// The container ships CUDA forward-compatibility libraries (`cuda-compat`).
+    pub cuda_forward_compat: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Where the host's files are on this machine (`/`, or `--host-root`).
+    pub root: PathBuf,
+    pub inventory: Option<Inventory>,
+    pub target: Option<HostTarget>,
+    pub mpi: Option<HostMpi>,
+    /// GPU driver libraries to inject for `gpu`.
+    pub gpu_libs: Vec<Lib>,
+    /// Host libraries the config lists that are part of glibc (never injected alone).
+    pub glibc_listed: Vec<String>,
+}
+
+/// The CPU the verdict is for: detected, or named by `--host-target` / the config.
+#[derive(Debug, Clone, Default)]
+pub struct HostTarget {
+    pub name: String,
+    pub features: BTreeSet<String>,
+    /// `detected`, `--host-target` or the config file's path.
+    pub source: String,
+}
+
+/// A host MPI installation, with everything that loads with it.
+#[derive(Debug, Clone, Default)]
+pub struct HostMpi {
+    pub main: MpiLib,
+    /// The installation's other libraries by soname (`libmpifort.so.12`,
+    /// `libmpi_mpifh.so.40`, ...): they replace the container's copies too.
+    pub family: BTreeMap<String, Lib>,
+    /// Every other library the main library, the family and the plugins load.
+    pub deps: Vec<Lib>,
+    /// Plugin directories the host libraries load from at run time, with their objects.
+    pub plugin_dirs: Vec<PluginDir>,
+    /// Data directories (help texts, default parameters) they read.
+    pub data_dirs: Vec<String>,
+    /// From the config's explicit list rather than discovered.
+    pub explicit: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PluginDir {
+    pub path: String,
+    pub libs: Vec<Lib>,
+    /// Files that could not be read as ELF.
+    pub unreadable: Vec<String>,
+}
+
+/// Everything a verdict needs.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub container: ContainerFacts,
+    pub host: HostFacts,
+}
+
+/// sonames that belong to glibc: provided by the container's own glibc, never injected.
+pub fn is_glibc_part(soname: &str) -> bool {
+    const PARTS: &[&str] = &[
+        "libc.so.6",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libresolv.so.2",
+        "libutil.so.1",
+        "libanl.so.1",
+        "libnsl.so.1",
+        "libBrokenLocale.so.1",
+        "libmvec.so.1",
+        "libthread_db.so.1",
+        "libc_malloc_debug.so.0",
+        "libnss_files.so.2",
+        "libnss_dns.so.2",
+    ];
+    PARTS.contains(&soname) || soname.starts_with("ld-linux") || soname.starts_with("ld64.so")
+}
+
+/// Compiler run-time libraries: the container's copy serves when it has one (and is
+/// checked against what host libraries need); otherwise the host's is injected.
+pub fn is_compiler_runtime(soname: &str) -> bool {
+    [
+        "libstdc++.so.",
+        "libgcc_s.so.",
+        "libgfortran.so.",
+        "libquadmath.so.",
+        "libgomp.so.",
+        "libatomic.so.",
+    ]
+    .iter()
+    .any(|p| soname.starts_with(p))
+}

@@ -1,0 +1,407 @@
+//! The injection plan, as data and without I/O: which host libraries replace which
+//! container files, which go into containerspec's own directory, which plugin and data
+//! directories come along, and the loader cache the container gets. [`select`] decides
+//! who provides each library after injection (the rules check that choice);
+//! [`build`] turns it into mounts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::facts::{Facts, Lib, is_compiler_runtime, is_glibc_part};
+use super::request::Inject;
+
+/// Where the injected dependency libraries appear inside the container. Under `/run`,
+/// which runtimes usually mount as a tmpfs, so it works with a read-only rootfs too.
+pub const OWNED_DIR: &str = "/run/containerspec/lib";
+/// The container's loader cache, replaced read-only by the plan's.
+pub const LD_CACHE: &str = "/etc/ld.so.cache";
+/// Every mount is a read-only bind that cannot carry set-uid files or devices.
+pub const MOUNT_OPTIONS: [&str; 4] = ["bind", "ro", "nosuid", "nodev"];
+
+/// Who serves each library once the host's are injected.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Host libraries bind-mounted over the container's files: (host lib, container path).
+    pub replace: Vec<(Lib, String)>,
+    /// Host libraries placed in [`OWNED_DIR`].
+    pub deps: Vec<Lib>,
+    /// Host plugin and data directories mounted at the same path.
+    pub dirs: Vec<String>,
+    /// Host plugin objects (verified like the rest).
+    pub plugins: Vec<Lib>,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.replace.is_empty() && self.deps.is_empty() && self.dirs.is_empty()
+    }
+
+    /// Every host object that will load in the container.
+    pub fn host_objects(&self) -> impl Iterator<Item = &Lib> {
+        self.replace
+            .iter()
+            .map(|(l, _)| l)
+            .chain(&self.deps)
+            .chain(&self.plugins)
+    }
+
+    /// The host library that serves `soname`, if an injected one does.
+    pub fn injected(&self, soname: &str) -> Option<&Lib> {
+        self.host_objects()
+            .find(|l| l.soname.as_deref() == Some(soname))
+    }
+}
+
+/// Decides what to inject for the request. The MPI libraries the container needs are
+/// replaced by the host's of the same soname; their dependencies come from the host,
+/// except glibc (always the container's) and compiler run-times the container has.
+pub fn select(facts: &Facts, inject: &Inject) -> Selection {
+    let mut sel = Selection::default();
+    if inject.mpi {
+        select_mpi(facts, &mut sel);
+    }
+    if inject.gpu {
+        for lib in &facts.host.gpu_libs {
+            push_dep(&mut sel, lib);
+        }
+    }
+    sel
+}
+
+fn select_mpi(facts: &Facts, sel: &mut Selection) {
+    let Some(host) = &facts.host.mpi else { return };
+    let main_soname = host.main.lib.soname.clone().unwrap_or_default();
+    // Another MPI ABI (the container does not load the host's soname): nothing to replace.
+    if !facts.container.mpi_targets.contains_key(&main_soname) {
+        return;
+    }
+    for (soname, target) in &facts.container.mpi_targets {
+        let lib = if *soname == main_soname {
+            Some(&host.main.lib)
+        } else {
+            host.family.get(soname)
+        };
+        if let Some(lib) = lib {
+            sel.replace.push((lib.clone(), target.clone()));
+        }
+    }
+    for dep in &host.deps {
+        let Some(soname) = dep.soname.as_deref() else {
+            continue;
+        };
+        let replaced = sel
+            .replace
+            .iter()
+            .any(|(l, _)| l.soname.as_deref() == Some(soname));
+        if replaced || is_glibc_part(soname) {
+            continue;
+        }
+        if is_compiler_runtime(soname) && facts.container.providers.contains_key(soname) {
+            continue;
+        }
+        push_dep(sel, dep);
+    }
+    for dir in &host.plugin_dirs {
+        sel.dirs.push(dir.path.clone());
+        sel.plugins.extend(dir.libs.iter().cloned());
+    }
+    sel.dirs.extend(host.data_dirs.iter().cloned());
+}
+
+fn push_dep(sel: &mut Selection, lib: &Lib) {
+    if !sel.deps.iter().any(|d| d.path == lib.path) {
+        sel.deps.push(lib.clone());
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Mount {
+    /// The file or directory on the host (as this machine sees it).
+    pub source: String,
+    /// Where it appears inside the container (resolved inside the rootfs).
+    pub destination: String,
+    /// `file` or `directory`.
+    pub kind: String,
+    pub options: Vec<String>,
+    /// Why it is there, for a person reading the plan.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CacheLine {
+    pub soname: String,
+    pub path: String,
+    pub flags: i32,
+    pub hwcaps: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LdCachePlan {
+    pub destination: String,
+    /// Injected libraries first (they win over the container's of the same name).
+    pub entries: Vec<CacheLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// containerspec's directory inside the container, null when nothing goes there.
+    pub owned_dir: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub ld_cache: Option<LdCachePlan>,
+}
+
+/// Turns a selection into mounts and a loader cache.
+pub fn build(facts: &Facts, sel: &Selection) -> Plan {
+    if sel.is_empty() {
+        return Plan::default();
+    }
+    let host_path = |p: &str| host_file(&facts.host.root, p);
+    let mut mounts = Vec::new();
+    for (lib, target) in &sel.replace {
+        let reason = format!("host {} replaces the container's", lib.name());
+        mounts.push(mount(host_path(&lib.path), target.clone(), "file", reason));
+    }
+    for lib in &sel.deps {
+        let reason = format!("host {} needed by the injected libraries", lib.name());
+        mounts.push(mount(
+            host_path(&lib.path),
+            format!("{OWNED_DIR}/{}", lib.name()),
+            "file",
+            reason,
+        ));
+    }
+    for dir in &sel.dirs {
+        mounts.push(mount(
+            host_path(dir),
+            dir.clone(),
+            "directory",
+            "host plugins or data the injected libraries load".into(),
+        ));
+    }
+    let ld_cache = (!sel.deps.is_empty()).then(|| cache_plan(facts, sel));
+    let owned_dir = (!sel.deps.is_empty()).then(|| OWNED_DIR.to_string());
+    Plan {
+        owned_dir,
+        mounts,
+        ld_cache,
+    }
+}
+
+fn mount(source: String, destination: String, kind: &str, reason: String) -> Mount {
+    Mount {
+        source,
+        destination,
+        kind: kind.into(),
+        options: MOUNT_OPTIONS.iter().map(|s| s.to_string()).collect(),
+        reason,
+    }
+}
+
+/// The host path of a file given inside the host root.
+fn host_file(root: &std::path::Path, path: &str) -> String {
+    let root = root.display().to_string();
+    if root == "/" {
+        path.to_string()
+    } else {
+        format!("{}{path}", root.trim_end_matches('/'))
+    }
+}
+
+/// The injected libraries first, then the container's own entries except those the
+/// injected ones replace.
+fn cache_plan(facts: &Facts, sel: &Selection) -> LdCachePlan {
+    let mut entries: Vec<CacheLine> = sel
+        .deps
+        .iter()
+        .map(|l| CacheLine {
+            soname: l.name().to_string(),
+            path: format!("{OWNED_DIR}/{}", l.name()),
+            flags: l.cache_flags,
+            hwcaps: None,
+        })
+        .collect();
+    let injected: BTreeMap<&str, ()> = sel.deps.iter().map(|l| (l.name(), ())).collect();
+    entries.extend(
+        facts
+            .container
+            .cache_entries
+            .iter()
+            .filter(|e| !injected.contains_key(e.soname.as_str()))
+            .map(|e| CacheLine {
+                soname: e.soname.clone(),
+                path: e.path.clone(),
+                flags: e.flags,
+                hwcaps: e.hwcaps.clone(),
+            }),
+    );
+    LdCachePlan {
+        destination: LD_CACHE.into(),
+        entries,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::facts::{HostMpi, MpiLib};
+
+    fn lib(path: &str, soname: &str, needed: &[&str]) -> Lib {
+        Lib {
+            path: path.into(),
+            soname: Some(soname.into()),
+            needed: needed.iter().map(|s| s.to_string()).collect(),
+            cache_flags: 0x0303,
+            ..Default::default()
+        }
+    }
+
+    fn facts() -> Facts {
+        let mut f = Facts::default();
+        f.host.root = "/host".into();
+        f.host.mpi = Some(HostMpi {
+            main: MpiLib {
+                lib: lib(
+                    "/usr/lib/libmpich.so.12.2.2",
+                    "libmpich.so.12",
+                    &[
+                        "libhwloc.so.15",
+                        "libc.so.6",
+                        "libstdc++.so.6",
+                        "libgfortran.so.5",
+                    ],
+                ),
+                ..Default::default()
+            },
+            deps: vec![
+                lib(
+                    "/usr/lib/libhwloc.so.15.6.1",
+                    "libhwloc.so.15",
+                    &["libc.so.6"],
+                ),
+                lib("/usr/lib/libc.so.6", "libc.so.6", &[]),
+                lib(
+                    "/usr/lib/libstdc++.so.6.0.30",
+                    "libstdc++.so.6",
+                    &["libc.so.6"],
+                ),
+                lib(
+                    "/usr/lib/libgfortran.so.5.0.0",
+                    "libgfortran.so.5",
+                    &["libc.so.6"],
+                ),
+            ],
+            ..Default::default()
+        });
+        f.container.mpi_targets.insert(
+            "libmpich.so.12".into(),
+            "/usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10".into(),
+        );
+        // The container has its own libstdc++ but no libgfortran.
+        f.container.providers.insert(
+            "libstdc++.so.6".into(),
+            lib("/usr/lib/libstdc++.so.6.0.28", "libstdc++.so.6", &[]),
+        );
+        f.container.cache_entries = vec![
+            crate::inventory::ldcache::CacheEntry {
+                soname: "libhwloc.so.15".into(),
+                path: "/usr/lib/x86_64-linux-gnu/libhwloc.so.15".into(),
+                flags: 0x0303,
+                hwcaps: None,
+                hwcap: 0,
+            },
+            crate::inventory::ldcache::CacheEntry {
+                soname: "libz.so.1".into(),
+                path: "/usr/lib/x86_64-linux-gnu/libz.so.1".into(),
+                flags: 0x0303,
+                hwcaps: None,
+                hwcap: 0,
+            },
+        ];
+        f
+    }
+
+    #[test]
+    fn glibc_stays_and_compiler_runtimes_stay_when_present() {
+        let f = facts();
+        let sel = select(
+            &f,
+            &Inject {
+                mpi: true,
+                gpu: false,
+            },
+        );
+        let deps: Vec<&str> = sel.deps.iter().map(|l| l.name()).collect();
+        assert_eq!(deps, vec!["libhwloc.so.15", "libgfortran.so.5"]);
+        assert_eq!(sel.replace.len(), 1);
+        assert_eq!(
+            sel.replace[0].1,
+            "/usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10"
+        );
+    }
+
+    #[test]
+    fn mounts_and_cache() {
+        let f = facts();
+        let plan = build(
+            &f,
+            &select(
+                &f,
+                &Inject {
+                    mpi: true,
+                    gpu: false,
+                },
+            ),
+        );
+        let pairs: Vec<(&str, &str)> = plan
+            .mounts
+            .iter()
+            .map(|m| (m.source.as_str(), m.destination.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (
+                    "/host/usr/lib/libmpich.so.12.2.2",
+                    "/usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10"
+                ),
+                (
+                    "/host/usr/lib/libhwloc.so.15.6.1",
+                    "/run/containerspec/lib/libhwloc.so.15"
+                ),
+                (
+                    "/host/usr/lib/libgfortran.so.5.0.0",
+                    "/run/containerspec/lib/libgfortran.so.5"
+                ),
+            ]
+        );
+        assert!(
+            plan.mounts
+                .iter()
+                .all(|m| m.options == ["bind", "ro", "nosuid", "nodev"])
+        );
+        let cache = plan.ld_cache.unwrap();
+        let names: Vec<(&str, &str)> = cache
+            .entries
+            .iter()
+            .map(|e| (e.soname.as_str(), e.path.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("libhwloc.so.15", "/run/containerspec/lib/libhwloc.so.15"),
+                (
+                    "libgfortran.so.5",
+                    "/run/containerspec/lib/libgfortran.so.5"
+                ),
+                ("libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_requested_nothing_planned() {
+        let f = facts();
+        assert_eq!(build(&f, &select(&f, &Inject::default())), Plan::default());
+    }
+}

@@ -1,0 +1,147 @@
+//! The report: the verdict, the findings and the plan, as one value that prints both as
+//! JSON (the stable `check-bundle --json` schema) and for a person.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::compat;
+use super::facts::Facts;
+use super::finding::{Finding, Severity};
+use super::plan::{self, Plan};
+use super::policy::Policy;
+use super::request::Inject;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Compatible,
+    Incompatible,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub verdict: Verdict,
+    /// The bundle and host root the verdict is about.
+    pub bundle: String,
+    pub host_root: String,
+    /// The CPU target the host was taken to be, and where that came from.
+    pub host_target: Option<String>,
+    pub inject: Vec<&'static str>,
+    /// Most severe first.
+    pub findings: Vec<Finding>,
+    /// Annotations that tried to change the policy and were ignored.
+    pub policy_notes: Vec<String>,
+    /// What injection would do. Carried out only when the verdict is compatible.
+    pub plan: Plan,
+}
+
+/// Runs the rules and builds the report.
+pub fn evaluate(
+    facts: &Facts,
+    inject: &Inject,
+    policy: &Policy,
+    policy_notes: Vec<String>,
+    bundle: &str,
+) -> Report {
+    let selection = plan::select(facts, inject);
+    let mut findings = policy.apply(compat::check(facts, inject, &selection));
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
+    let verdict = if findings.iter().any(|f| f.severity == Severity::Error) {
+        Verdict::Incompatible
+    } else {
+        Verdict::Compatible
+    };
+    let plan = plan::build(facts, &selection);
+    Report {
+        schema_version: SCHEMA_VERSION,
+        verdict,
+        bundle: bundle.to_string(),
+        host_root: facts.host.root.display().to_string(),
+        host_target: facts
+            .host
+            .target
+            .as_ref()
+            .map(|t| format!("{} ({})", t.name, t.source)),
+        inject: inject.items(),
+        findings,
+        policy_notes,
+        plan,
+    }
+}
+
+impl Report {
+    /// The human form: the verdict in one line, then the findings, then the plan.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let count = |s: Severity| self.findings.iter().filter(|f| f.severity == s).count();
+        let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+        let verdict = match self.verdict {
+            Verdict::Compatible => "compatible",
+            Verdict::Incompatible => "INCOMPATIBLE",
+        };
+        let _ = writeln!(
+            out,
+            "{verdict}: {} on host {} ({errors} errors, {warnings} warnings)",
+            self.bundle, self.host_root
+        );
+        for f in &self.findings {
+            let _ = writeln!(
+                out,
+                "  {:<7} {}: {}",
+                severity_word(f.severity),
+                f.code,
+                f.message
+            );
+            if let Some(h) = &f.hint {
+                let _ = writeln!(out, "          hint: {h}");
+            }
+        }
+        for n in &self.policy_notes {
+            let _ = writeln!(out, "  note    {n}");
+        }
+        self.render_plan(&mut out);
+        out
+    }
+
+    fn render_plan(&self, out: &mut String) {
+        if self.inject.is_empty() {
+            let _ = writeln!(out, "plan: nothing to inject (none requested)");
+            return;
+        }
+        let applied = if self.verdict == Verdict::Compatible {
+            ""
+        } else {
+            " (not carried out: incompatible)"
+        };
+        let _ = writeln!(out, "plan: inject {}{applied}", self.inject.join(", "));
+        for m in &self.plan.mounts {
+            let _ = writeln!(
+                out,
+                "  mount {} -> {} ({})",
+                m.source,
+                m.destination,
+                m.options.join(",")
+            );
+        }
+        if let Some(c) = &self.plan.ld_cache {
+            let _ = writeln!(
+                out,
+                "  loader cache {} with {} entries (injected libraries first)",
+                c.destination,
+                c.entries.len()
+            );
+        }
+    }
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
