@@ -467,20 +467,11 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         .as_ref()
         .and_then(|i| i.libc.as_ref())
         .and_then(|l| l.version.clone());
-    let replaced: BTreeSet<&str> = sel
-        .replace
-        .iter()
-        .filter_map(|(l, _)| l.soname.as_deref())
-        .collect();
-    let container_objects = facts
-        .container
-        .closure
-        .iter()
-        .filter(|o| !o.soname.as_deref().is_some_and(|s| replaced.contains(s)));
+    let container_objects = still_loaded(facts, sel);
     let loaded: Vec<(&Lib, bool)> = sel
         .host_objects()
         .map(|l| (l, true))
-        .chain(container_objects.map(|l| (l, false)))
+        .chain(container_objects.into_iter().map(|l| (l, false)))
         .collect();
     let mut missing_libs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut too_old: Vec<(&Lib, Vec<String>)> = Vec::new();
@@ -591,6 +582,28 @@ fn glibc_too_old(
         ))
         .objects(too_old.iter().map(|(l, _)| l.path.clone()))
         .versions(all)
+}
+
+/// The container's objects that still load after injection: those the entrypoint
+/// reaches without going through a library the host's copy replaces or serves (the
+/// replaced MPI library's own dependencies drop out with it).
+fn still_loaded<'a>(facts: &'a Facts, sel: &Selection) -> Vec<&'a Lib> {
+    let closure = &facts.container.closure;
+    let Some(start) = closure.first() else { return Vec::new() };
+    let by_soname: BTreeMap<&str, &Lib> = closure.iter().filter_map(|l| l.soname.as_deref().map(|s| (s, l))).collect();
+    let mut out: Vec<&Lib> = vec![start];
+    let mut next = 0;
+    while let Some(obj) = out.get(next).copied() {
+        next += 1;
+        for soname in &obj.needed {
+            let served_by_host = !is_glibc_part(soname) && sel.injected(soname).is_some();
+            let Some(lib) = by_soname.get(soname.as_str()).copied() else { continue };
+            if !served_by_host && !out.iter().any(|o| o.path == lib.path) {
+                out.push(lib);
+            }
+        }
+    }
+    out
 }
 
 /// The library that serves `soname` after injection: an injected host copy, else the

@@ -22,6 +22,9 @@ pub struct Lib {
     pub defines: Vec<String>,
     /// ELF flags for a loader cache entry (`libc6,x86-64` is 0x0303).
     pub cache_flags: i32,
+    /// Directories its own `DT_RUNPATH` (else `DT_RPATH`) names, unexpanded: the loader
+    /// searches them before the cache.
+    pub search_dirs: Vec<String>,
 }
 
 impl Lib {
@@ -70,6 +73,10 @@ pub struct ContainerFacts {
     /// Files in the container's `LD_LIBRARY_PATH` that have the name of a library the plan
     /// puts in its own directory: they would be found first.
     pub ld_library_path_hits: BTreeMap<String, String>,
+    /// Container files that a host object's own RUNPATH/RPATH directories would find
+    /// before the loader cache: soname -> the container's file. The plan mounts the host's
+    /// copy over each, or the host library would load the container's.
+    pub search_dir_hits: BTreeMap<String, String>,
     /// The container's loader cache entries (rewritten with the injected ones).
     pub cache_entries: Vec<CacheEntry>,
     /// The container ships CUDA forward-compatibility libraries (`cuda-compat`).
@@ -111,6 +118,9 @@ pub struct HostMpi {
     pub plugin_dirs: Vec<PluginDir>,
     /// Data directories (help texts, default parameters) they read.
     pub data_dirs: Vec<String>,
+    /// Programs the host libraries start at run time (Open MPI 4's `orted`), mounted at
+    /// their own path: the container's copy, if any, belongs to another release.
+    pub helpers: Vec<Lib>,
     /// From the config's explicit list rather than discovered.
     pub explicit: bool,
 }

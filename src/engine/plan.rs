@@ -30,11 +30,13 @@ pub struct Selection {
     pub dirs: Vec<String>,
     /// Host plugin objects (verified like the rest).
     pub plugins: Vec<Lib>,
+    /// Host programs the injected libraries start, mounted at their own path.
+    pub helpers: Vec<Lib>,
 }
 
 impl Selection {
     pub fn is_empty(&self) -> bool {
-        self.replace.is_empty() && self.deps.is_empty() && self.dirs.is_empty()
+        self.replace.is_empty() && self.deps.is_empty() && self.dirs.is_empty() && self.helpers.is_empty()
     }
 
     /// Every host object that will load in the container.
@@ -107,6 +109,7 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
         sel.plugins.extend(dir.libs.iter().cloned());
     }
     sel.dirs.extend(host.data_dirs.iter().cloned());
+    sel.helpers.extend(host.helpers.iter().cloned());
 }
 
 fn push_dep(sel: &mut Selection, lib: &Lib) {
@@ -170,6 +173,10 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
             "file",
             reason,
         ));
+    }
+    for lib in &sel.helpers {
+        let reason = format!("host {}, which the injected libraries start at run time", lib.name());
+        mounts.push(mount(host_path(&lib.path), lib.path.clone(), "file", reason));
     }
     for dir in &sel.dirs {
         mounts.push(mount(

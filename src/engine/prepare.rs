@@ -177,20 +177,33 @@ fn host_mpi(
             .filter_map(|o| Object::load(root, &o.path).ok()),
     );
     let mut deps = closure_libs(root, loader, seeds);
-    let mut dirs: BTreeSet<String> = plugin_dir_candidates(&main.lib, &deps);
-    dirs.extend(set.plugin_dirs.iter().map(|p| p.display().to_string()));
-    for dir in dirs {
-        let (plugin, plugin_deps) = plugin_dir(root, loader, &dir);
-        if plugin.libs.is_empty() && plugin.unreadable.is_empty() {
-            continue;
+    // Plugins load libraries that load plugins (an Open MPI component needs libpmix,
+    // which has its own): look again until no new directory turns up.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for _ in 0..4 {
+        let mut dirs = plugin_dir_candidates(&main.lib, &deps);
+        dirs.extend(set.plugin_dirs.iter().map(|p| p.display().to_string()));
+        dirs.retain(|d| !seen.contains(d));
+        if dirs.is_empty() {
+            break;
         }
-        for d in plugin_deps {
-            if !deps.iter().any(|x| x.path == d.path) {
-                deps.push(d);
+        for dir in dirs {
+            seen.insert(dir.clone());
+            let (plugin, plugin_deps) = plugin_dir(root, loader, &dir);
+            if plugin.libs.is_empty() && plugin.unreadable.is_empty() {
+                continue;
+            }
+            for d in plugin_deps {
+                if !deps.iter().any(|x| x.path == d.path) {
+                    deps.push(d);
+                }
+            }
+            if !plugin_dirs.iter().any(|p: &PluginDir| p.path == plugin.path) {
+                plugin_dirs.push(plugin);
             }
         }
-        plugin_dirs.push(plugin);
     }
+    let helpers = helper_programs(root, loader, &main.lib, &mut deps);
     let family_paths: BTreeSet<&str> = family.values().map(|l| l.path.as_str()).collect();
     // Objects inside a plugin directory come with the directory's mount.
     let in_plugin_dir = |p: &str| plugin_dirs.iter().any(|d| parent(p) == d.path);
@@ -210,6 +223,7 @@ fn host_mpi(
         deps,
         plugin_dirs,
         data_dirs,
+        helpers,
         explicit,
     }))
 }
@@ -297,16 +311,23 @@ fn closure_libs(root: &RootFs, loader: &Loader, seeds: Vec<Object>) -> Vec<Lib> 
 /// beside the library that loads them.
 fn plugin_dir_candidates(main: &Lib, deps: &[Lib]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let main_dir = parent(&main.path);
     if main.name() == "libmpi.so.40" {
-        for series in ["openmpi", "openmpi3", "openmpi40", "openmpi5"] {
-            out.insert(format!("{main_dir}/{series}"));
+        // Open MPI's components: pkglibdir, `openmpi3` (4.x on Debian), `openmpi40`
+        // (5.x), under the library's directory, its `openmpi/lib`, or its RUNPATH.
+        let main_dir = parent(&main.path);
+        let mut bases = vec![main_dir.clone(), format!("{main_dir}/openmpi/lib")];
+        bases.extend(main.search_dirs.iter().filter(|d| d.starts_with('/')).cloned());
+        for base in bases {
+            for series in ["openmpi", "openmpi3", "openmpi40", "openmpi5"] {
+                out.insert(format!("{}/{series}", base.trim_end_matches('/')));
+            }
         }
     }
     for lib in std::iter::once(main).chain(deps) {
         let dir = parent(&lib.path);
         let sub = match lib.name() {
             "libpmix.so.2" => "pmix",
+            "libprrte.so.3" | "libprrte.so.2" => "prte",
             "libucp.so.0" | "libuct.so.0" | "libucs.so.0" => "ucx",
             "libfabric.so.1" => "libfabric",
             "libhwloc.so.15" => "hwloc",
@@ -314,6 +335,36 @@ fn plugin_dir_candidates(main: &Lib, deps: &[Lib]) -> BTreeSet<String> {
             _ => continue,
         };
         out.insert(format!("{dir}/{sub}"));
+    }
+    out
+}
+
+/// Open MPI before 5 starts its `orted` daemon even for a process started without
+/// `mpirun` (a singleton): the host's must be there, with what it loads.
+fn helper_programs(root: &RootFs, loader: &Loader, main: &Lib, deps: &mut Vec<Lib>) -> Vec<Lib> {
+    let uses_orte = main.needed.iter().any(|n| n == "libopen-rte.so.40");
+    if !uses_orte {
+        return Vec::new();
+    }
+    let prefix_bin = format!("{}/../bin/orted", parent(&main.path));
+    let mut out: Vec<Lib> = Vec::new();
+    for candidate in [prefix_bin.as_str(), "/usr/bin/orted"] {
+        let Ok(real) = root.canonicalize(candidate) else { continue };
+        if out.iter().any(|l| l.path == real) {
+            continue;
+        }
+        let Ok(obj) = Object::load(root, &real) else { continue };
+        let closure = loader.closure(obj);
+        let mut objects = closure.objects.into_iter();
+        if let Some(first) = objects.next() {
+            out.push(lib_of(root, &first));
+        }
+        for o in objects {
+            let lib = lib_of(root, &o);
+            if !deps.iter().any(|d| d.path == lib.path) {
+                deps.push(lib);
+            }
+        }
     }
     out
 }
@@ -509,6 +560,7 @@ fn container_facts(inputs: &Inputs, host: &HostFacts, hwcaps: &[String]) -> Cont
     mpi_side(root, &closure, &gathered.inventory, &mut facts);
     let machine = facts_machine(&gathered.inventory);
     providers(&loader, host, machine, &mut facts);
+    search_dir_hits(root, host, &mut facts);
     facts.inventory = Some(gathered.inventory);
     facts
 }
@@ -641,6 +693,35 @@ fn facts_machine(inventory: &Inventory) -> u16 {
     }
 }
 
+/// Where a host object's own RUNPATH/RPATH directories, looked up inside the container,
+/// already hold a file of a name it needs. `$ORIGIN` is where the object will appear in
+/// the container: over the container's file for a replaced library, at its own path
+/// for plugins, in containerspec's directory for the others.
+fn search_dir_hits(root: &RootFs, host: &HostFacts, facts: &mut ContainerFacts) {
+    let Some(m) = &host.mpi else { return };
+    let main_at = facts.mpi_targets.get(m.main.lib.name()).cloned().unwrap_or_else(|| m.main.lib.path.clone());
+    let mut placed: Vec<(&Lib, String)> = vec![(&m.main.lib, main_at)];
+    for (soname, lib) in &m.family {
+        placed.push((lib, facts.mpi_targets.get(soname).cloned().unwrap_or_else(|| lib.path.clone())));
+    }
+    placed.extend(m.plugin_dirs.iter().flat_map(|d| d.libs.iter().map(|l| (l, l.path.clone()))));
+    placed.extend(m.deps.iter().map(|l| (l, format!("{}/{}", super::plan::OWNED_DIR, l.name()))));
+    for (lib, at) in placed {
+        let origin = parent(&at);
+        for dir in &lib.search_dirs {
+            let dir = dir.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin);
+            for soname in lib.needed.iter().filter(|s| !is_glibc_part(s)) {
+                let candidate = format!("{}/{soname}", dir.trim_end_matches('/'));
+                if facts.search_dir_hits.contains_key(soname) || !root.is_file(&candidate) {
+                    continue;
+                }
+                let real = root.canonicalize(&candidate).unwrap_or(candidate);
+                facts.search_dir_hits.insert(soname.clone(), real);
+            }
+        }
+    }
+}
+
 fn has_forward_compat(root: &RootFs) -> bool {
     root.list_dir("/usr/local/cuda/compat")
         .unwrap_or_default()
@@ -675,6 +756,7 @@ fn lib_of(root: &RootFs, obj: &Object) -> Lib {
         needs: obj.info.version_needs.clone(),
         defines: obj.info.version_definitions.clone(),
         cache_flags: cache_flags(obj.info.machine),
+        search_dirs: if obj.info.runpath.is_empty() { obj.info.rpath.clone() } else { obj.info.runpath.clone() },
     }
 }
 
