@@ -301,7 +301,7 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
     host_older(c_inst, h_inst, out);
     open_mpi_series(facts, c_inst, h_inst, out);
     symbols(facts, out);
-    for (soname, _) in &facts.container.mpi_targets {
+    for soname in facts.container.mpi_targets.keys() {
         if !sel
             .replace
             .iter()
@@ -528,7 +528,7 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
 }
 
 fn sort_newest_first(nodes: &mut Vec<String>) {
-    nodes.sort_by(|a, b| node_version(b).cmp(&node_version(a)));
+    nodes.sort_by_key(|n| std::cmp::Reverse(node_version(n)));
     nodes.dedup();
 }
 
@@ -589,15 +589,22 @@ fn glibc_too_old(
 /// replaced MPI library's own dependencies drop out with it).
 fn still_loaded<'a>(facts: &'a Facts, sel: &Selection) -> Vec<&'a Lib> {
     let closure = &facts.container.closure;
-    let Some(start) = closure.first() else { return Vec::new() };
-    let by_soname: BTreeMap<&str, &Lib> = closure.iter().filter_map(|l| l.soname.as_deref().map(|s| (s, l))).collect();
+    let Some(start) = closure.first() else {
+        return Vec::new();
+    };
+    let by_soname: BTreeMap<&str, &Lib> = closure
+        .iter()
+        .filter_map(|l| l.soname.as_deref().map(|s| (s, l)))
+        .collect();
     let mut out: Vec<&Lib> = vec![start];
     let mut next = 0;
     while let Some(obj) = out.get(next).copied() {
         next += 1;
         for soname in &obj.needed {
             let served_by_host = !is_glibc_part(soname) && sel.injected(soname).is_some();
-            let Some(lib) = by_soname.get(soname.as_str()).copied() else { continue };
+            let Some(lib) = by_soname.get(soname.as_str()).copied() else {
+                continue;
+            };
             if !served_by_host && !out.iter().any(|o| o.path == lib.path) {
                 out.push(lib);
             }
@@ -689,6 +696,7 @@ mod tests {
             needs,
             defines: defines.iter().map(|s| s.to_string()).collect(),
             cache_flags: 0x0303,
+            search_dirs: vec![],
         }
     }
 
@@ -815,7 +823,8 @@ mod tests {
     fn glibc_table() {
         use super::super::finding::Severity::*;
         // (container glibc minor, what the host library needs, expected)
-        let cases: &[(u32, u32, Vec<(Code, super::super::finding::Severity)>)] = &[
+        type Expected = Vec<(Code, super::super::finding::Severity)>;
+        let cases: &[(u32, u32, Expected)] = &[
             (36, 34, vec![]),
             (34, 34, vec![]),
             (31, 34, vec![(Code::GlibcTooOld, Error)]),

@@ -36,7 +36,10 @@ pub struct Selection {
 
 impl Selection {
     pub fn is_empty(&self) -> bool {
-        self.replace.is_empty() && self.deps.is_empty() && self.dirs.is_empty() && self.helpers.is_empty()
+        self.replace.is_empty()
+            && self.deps.is_empty()
+            && self.dirs.is_empty()
+            && self.helpers.is_empty()
     }
 
     /// Every host object that will load in the container.
@@ -175,8 +178,16 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
         ));
     }
     for lib in &sel.helpers {
-        let reason = format!("host {}, which the injected libraries start at run time", lib.name());
-        mounts.push(mount(host_path(&lib.path), lib.path.clone(), "file", reason));
+        let reason = format!(
+            "host {}, which the injected libraries start at run time",
+            lib.name()
+        );
+        mounts.push(mount(
+            host_path(&lib.path),
+            lib.path.clone(),
+            "file",
+            reason,
+        ));
     }
     for dir in &sel.dirs {
         mounts.push(mount(

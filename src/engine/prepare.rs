@@ -198,7 +198,10 @@ fn host_mpi(
                     deps.push(d);
                 }
             }
-            if !plugin_dirs.iter().any(|p: &PluginDir| p.path == plugin.path) {
+            if !plugin_dirs
+                .iter()
+                .any(|p: &PluginDir| p.path == plugin.path)
+            {
                 plugin_dirs.push(plugin);
             }
         }
@@ -316,7 +319,12 @@ fn plugin_dir_candidates(main: &Lib, deps: &[Lib]) -> BTreeSet<String> {
         // (5.x), under the library's directory, its `openmpi/lib`, or its RUNPATH.
         let main_dir = parent(&main.path);
         let mut bases = vec![main_dir.clone(), format!("{main_dir}/openmpi/lib")];
-        bases.extend(main.search_dirs.iter().filter(|d| d.starts_with('/')).cloned());
+        bases.extend(
+            main.search_dirs
+                .iter()
+                .filter(|d| d.starts_with('/'))
+                .cloned(),
+        );
         for base in bases {
             for series in ["openmpi", "openmpi3", "openmpi40", "openmpi5"] {
                 out.insert(format!("{}/{series}", base.trim_end_matches('/')));
@@ -349,11 +357,15 @@ fn helper_programs(root: &RootFs, loader: &Loader, main: &Lib, deps: &mut Vec<Li
     let prefix_bin = format!("{}/../bin/orted", parent(&main.path));
     let mut out: Vec<Lib> = Vec::new();
     for candidate in [prefix_bin.as_str(), "/usr/bin/orted"] {
-        let Ok(real) = root.canonicalize(candidate) else { continue };
+        let Ok(real) = root.canonicalize(candidate) else {
+            continue;
+        };
         if out.iter().any(|l| l.path == real) {
             continue;
         }
-        let Ok(obj) = Object::load(root, &real) else { continue };
+        let Ok(obj) = Object::load(root, &real) else {
+            continue;
+        };
         let closure = loader.closure(obj);
         let mut objects = closure.objects.into_iter();
         if let Some(first) = objects.next() {
@@ -699,17 +711,38 @@ fn facts_machine(inventory: &Inventory) -> u16 {
 /// for plugins, in containerspec's directory for the others.
 fn search_dir_hits(root: &RootFs, host: &HostFacts, facts: &mut ContainerFacts) {
     let Some(m) = &host.mpi else { return };
-    let main_at = facts.mpi_targets.get(m.main.lib.name()).cloned().unwrap_or_else(|| m.main.lib.path.clone());
+    let main_at = facts
+        .mpi_targets
+        .get(m.main.lib.name())
+        .cloned()
+        .unwrap_or_else(|| m.main.lib.path.clone());
     let mut placed: Vec<(&Lib, String)> = vec![(&m.main.lib, main_at)];
     for (soname, lib) in &m.family {
-        placed.push((lib, facts.mpi_targets.get(soname).cloned().unwrap_or_else(|| lib.path.clone())));
+        placed.push((
+            lib,
+            facts
+                .mpi_targets
+                .get(soname)
+                .cloned()
+                .unwrap_or_else(|| lib.path.clone()),
+        ));
     }
-    placed.extend(m.plugin_dirs.iter().flat_map(|d| d.libs.iter().map(|l| (l, l.path.clone()))));
-    placed.extend(m.deps.iter().map(|l| (l, format!("{}/{}", super::plan::OWNED_DIR, l.name()))));
+    placed.extend(
+        m.plugin_dirs
+            .iter()
+            .flat_map(|d| d.libs.iter().map(|l| (l, l.path.clone()))),
+    );
+    placed.extend(
+        m.deps
+            .iter()
+            .map(|l| (l, format!("{}/{}", super::plan::OWNED_DIR, l.name()))),
+    );
     for (lib, at) in placed {
         let origin = parent(&at);
         for dir in &lib.search_dirs {
-            let dir = dir.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin);
+            let dir = dir
+                .replace("${ORIGIN}", &origin)
+                .replace("$ORIGIN", &origin);
             for soname in lib.needed.iter().filter(|s| !is_glibc_part(s)) {
                 let candidate = format!("{}/{soname}", dir.trim_end_matches('/'));
                 if facts.search_dir_hits.contains_key(soname) || !root.is_file(&candidate) {
@@ -756,7 +789,11 @@ fn lib_of(root: &RootFs, obj: &Object) -> Lib {
         needs: obj.info.version_needs.clone(),
         defines: obj.info.version_definitions.clone(),
         cache_flags: cache_flags(obj.info.machine),
-        search_dirs: if obj.info.runpath.is_empty() { obj.info.rpath.clone() } else { obj.info.runpath.clone() },
+        search_dirs: if obj.info.runpath.is_empty() {
+            obj.info.rpath.clone()
+        } else {
+            obj.info.runpath.clone()
+        },
     }
 }
 

@@ -193,16 +193,15 @@ fn every_pair_verdict_matches_what_really_happens() {
                 );
                 format!("ran, reported {expected}")
             } else {
-                explain_failure(
-                    &pair,
-                    &work,
+                let run = Run {
+                    pair: &pair,
+                    work: &work,
                     croot,
                     hroot,
-                    &mounts,
-                    has_cache.then_some(cache.as_path()),
-                    &errors,
-                    &report,
-                )
+                    mounts: &mounts,
+                    cache: has_cache.then_some(cache.as_path()),
+                };
+                explain_failure(&run, &errors, &report)
             };
             outcomes.push(Outcome {
                 pair,
@@ -232,24 +231,26 @@ fn every_pair_verdict_matches_what_really_happens() {
     }
 }
 
+/// Where a pair's plan was carried out.
+struct Run<'a> {
+    pair: &'a str,
+    work: &'a Path,
+    croot: &'a Path,
+    hroot: &'a Path,
+    mounts: &'a [(String, String, String)],
+    cache: Option<&'a Path>,
+}
+
 /// For an incompatible pair, shows that reality fails for the reason the report gives.
-fn explain_failure(
-    pair: &str,
-    work: &Path,
-    croot: &Path,
-    hroot: &Path,
-    mounts: &[(String, String, String)],
-    cache: Option<&Path>,
-    errors: &[&serde_json::Value],
-    report: &serde_json::Value,
-) -> String {
+fn explain_failure(r: &Run, errors: &[&serde_json::Value], report: &serde_json::Value) -> String {
+    let pair = r.pair;
     let code = errors
         .first()
         .map(|f| f["code"].as_str().unwrap())
         .unwrap_or_default();
     match code {
         "glibc-too-old" => {
-            let run = run_with_mounts(work, croot, mounts, cache);
+            let run = run_with_mounts(r.work, r.croot, r.mounts, r.cache);
             let stderr = String::from_utf8_lossy(&run.stderr);
             assert!(
                 !run.status.success(),
@@ -292,10 +293,10 @@ fn explain_failure(
                         .and_then(|o| o.get(1))
                         .and_then(|o| o.as_str())
                 })
-                .map(|p| format!("{}{p}", hroot.display()))
+                .map(|p| format!("{}{p}", r.hroot.display()))
                 .unwrap();
             let target = errors[0]["objects"][0].as_str().unwrap().to_string();
-            let run = run_with_mounts(work, croot, &[(host_lib, target, "file".into())], None);
+            let run = run_with_mounts(r.work, r.croot, &[(host_lib, target, "file".into())], None);
             assert!(
                 !run.status.success(),
                 "{pair}: called an ABI mismatch, but a naive injection ran"

@@ -4,6 +4,7 @@
 mod util;
 
 mod bad_input;
+mod check_bundle;
 mod config;
 mod cpu;
 mod elf;
