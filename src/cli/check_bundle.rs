@@ -44,6 +44,10 @@ pub struct CheckBundleArgs {
     /// Print the report as JSON (schema: README, "check-bundle JSON")
     #[arg(long)]
     pub json: bool,
+    /// Read the host afresh instead of using the cached host facts (kept in
+    /// /run/containerspec and renewed when the host's libraries or driver change)
+    #[arg(long)]
+    pub no_cache: bool,
     /// Also write the loader cache the plan would mount into the container to FILE
     /// (inspect it with `ldconfig -p -C FILE`)
     #[arg(long, value_name = "FILE")]
@@ -68,6 +72,7 @@ pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
         inject,
         host_target: args.host_target.as_deref(),
         cpu: &cpu,
+        use_cache: !args.no_cache,
     };
     let facts = prepare(&inputs)?;
     let report = evaluate(

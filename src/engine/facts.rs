@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::inventory::elf::VersionNeed;
 use crate::inventory::ldcache::CacheEntry;
 use crate::inventory::model::{Inventory, MpiInstall};
 
 /// An ELF library or program, with what the checks need of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lib {
     /// The file's canonical path inside its root.
     pub path: String,
@@ -37,7 +39,7 @@ impl Lib {
 }
 
 /// An MPI library with its exported symbols.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MpiLib {
     pub lib: Lib,
     pub install: Option<MpiInstall>,
@@ -83,7 +85,7 @@ pub struct ContainerFacts {
     pub cuda_forward_compat: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostFacts {
     /// Where the host's files are on this machine (`/`, or `--host-root`).
     pub root: PathBuf,
@@ -97,7 +99,7 @@ pub struct HostFacts {
 }
 
 /// The CPU the verdict is for: detected, or named by `--host-target` / the config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostTarget {
     pub name: String,
     pub features: BTreeSet<String>,
@@ -106,7 +108,7 @@ pub struct HostTarget {
 }
 
 /// A host MPI installation, with everything that loads with it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostMpi {
     pub main: MpiLib,
     /// The installation's other libraries by soname (`libmpifort.so.12`,
@@ -125,7 +127,7 @@ pub struct HostMpi {
     pub explicit: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PluginDir {
     pub path: String,
     pub libs: Vec<Lib>,

@@ -8,6 +8,7 @@
 
 pub mod compat;
 pub mod cuda;
+pub mod factcache;
 pub mod facts;
 pub mod finding;
 pub mod plan;

@@ -115,8 +115,10 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
     sel.helpers.extend(host.helpers.iter().cloned());
 }
 
+/// Adds a host library for containerspec's directory; never a glibc part, whatever
+/// file claims to be one: glibc is always the container's.
 fn push_dep(sel: &mut Selection, lib: &Lib) {
-    if !sel.deps.iter().any(|d| d.path == lib.path) {
+    if !is_glibc_part(lib.name()) && !sel.deps.iter().any(|d| d.path == lib.path) {
         sel.deps.push(lib.clone());
     }
 }

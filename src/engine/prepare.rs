@@ -43,11 +43,14 @@ pub struct Inputs<'a> {
     /// `--host-target`, which wins over the config's.
     pub host_target: Option<&'a str>,
     pub cpu: &'a HostCpu,
+    /// Use the cache of host facts (`--no-cache` turns it off).
+    pub use_cache: bool,
 }
 
 pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
     let hwcaps = inputs.cpu.hwcaps();
-    let host = host_facts(inputs, &hwcaps)?;
+    let host =
+        super::factcache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
     let container = container_facts(inputs, &host, &hwcaps);
     Ok(Facts { container, host })
 }
@@ -454,18 +457,16 @@ fn gpu_libs(
     else {
         return Ok(Vec::new());
     };
-    let Some(cache) = &loader.cache else {
-        return Ok(Vec::new());
-    };
+    // The driver's libraries the loader cache lists, and the usual ones wherever the
+    // loader finds them (a host root without a cache).
+    let mut sonames: Vec<String> = NVIDIA_DRIVER_LIBS.iter().map(|s| s.to_string()).collect();
+    if let Some(cache) = &loader.cache {
+        sonames.extend(cache.entries.iter().filter(|e| is_nvidia_driver_lib(&e.soname)).map(|e| e.soname.clone()));
+    }
     let mut out: Vec<Lib> = Vec::new();
-    for entry in cache
-        .entries
-        .iter()
-        .filter(|e| is_nvidia_driver_lib(&e.soname))
-    {
-        let Ok(real) = root.canonicalize(&entry.path) else {
-            continue;
-        };
+    for soname in sonames {
+        let Some(found) = loader.find_plain(&soname, goblin::elf::header::EM_X86_64, ElfClass::Elf64) else { continue };
+        let Ok(real) = root.canonicalize(&found.path) else { continue };
         if !real.ends_with(&format!(".so.{driver}")) || out.iter().any(|l| l.path == real) {
             continue;
         }
@@ -475,6 +476,19 @@ fn gpu_libs(
     }
     Ok(out)
 }
+
+/// The driver libraries CUDA programs load (the NVIDIA container toolkit's "compute"
+/// and "utility" sets).
+const NVIDIA_DRIVER_LIBS: &[&str] = &[
+    "libcuda.so.1",
+    "libnvidia-ml.so.1",
+    "libnvidia-ptxjitcompiler.so.1",
+    "libnvidia-nvvm.so.4",
+    "libcudadebugger.so.1",
+    "libnvidia-allocator.so.1",
+    "libnvidia-cfg.so.1",
+    "libnvidia-opencl.so.1",
+];
 
 fn is_nvidia_driver_lib(soname: &str) -> bool {
     [

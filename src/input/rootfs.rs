@@ -102,6 +102,9 @@ pub struct RootFs {
     display: String,
     dir: OwnedFd,
     use_openat2: bool,
+    /// Where the kernel says the root is (for turning descriptor paths into paths
+    /// inside the root); None when /proc cannot tell.
+    root_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for RootFs {
@@ -125,11 +128,13 @@ impl RootFs {
             },
         })?;
         let use_openat2 = !OPENAT2_UNAVAILABLE.load(Ordering::Relaxed);
+        let root_prefix = fd_path(dir.as_fd());
         Ok(RootFs {
             path,
             display,
             dir,
             use_openat2,
+            root_prefix,
         })
     }
 
@@ -203,7 +208,33 @@ impl RootFs {
     /// The canonical path (inside the root) that `path` resolves to: every symlink expanded,
     /// confined to the root.
     pub fn canonicalize(&self, path: &str) -> Result<String, RootError> {
+        if let Some(canonical) = self.canonicalize_kernel(path) {
+            return Ok(canonical);
+        }
         self.walk(path).map(|(_, canonical)| canonical)
+    }
+
+    /// The kernel's answer: resolve with `openat2(RESOLVE_IN_ROOT)`, then read back the
+    /// descriptor's path and strip the root's. None whenever anything is unusual (no
+    /// openat2, no /proc, a path the kernel reports outside the root or deleted): the
+    /// user-space walk answers then.
+    fn canonicalize_kernel(&self, path: &str) -> Option<String> {
+        if !self.use_openat2 || OPENAT2_UNAVAILABLE.load(Ordering::Relaxed) {
+            return None;
+        }
+        let root = self.root_prefix.as_deref()?;
+        let fd = self.open_kernel(path, OFlag::O_PATH).ok()?;
+        let link = fd_path(fd.as_fd())?;
+        let inside = if root == "/" {
+            Some(link.as_str())
+        } else {
+            link.strip_prefix(root)
+        }?;
+        match inside {
+            "" => Some("/".to_string()),
+            p if p.starts_with('/') && !p.ends_with(" (deleted)") => Some(p.to_string()),
+            _ => None,
+        }
     }
 
     /// Lists a directory (resolved inside the root): names and entry kinds, unsorted.
@@ -387,6 +418,16 @@ impl RootFs {
         );
         Ok((stack, canonical))
     }
+}
+
+/// The path the kernel gives an open descriptor (`/proc/self/fd/N`).
+fn fd_path(fd: BorrowedFd<'_>) -> Option<String> {
+    let link = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .ok()?;
+    link.to_str().map(str::to_string)
 }
 
 fn open_host_dir(path: &Path) -> Result<OwnedFd, Errno> {

@@ -65,7 +65,7 @@ pub enum ElfKind {
 }
 
 /// One version required from a dependency (a `Vernaux` entry).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NeededVersion {
     pub name: String,
     /// `VER_FLG_WEAK`: the loader does not fail when the version is missing.
@@ -73,7 +73,7 @@ pub struct NeededVersion {
 }
 
 /// The versions required from one dependency (a `Verneed` entry).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionNeed {
     pub file: String,
     pub versions: Vec<NeededVersion>,

@@ -284,7 +284,10 @@ fn machine_object<'a>(
 ) -> Option<&'a Object> {
     match libc {
         Some(found) => Some(&found.libc_object),
-        None => entry.as_ref().and_then(|(_, c)| c.objects.first()),
+        None => entry
+            .as_ref()
+            .and_then(|(_, c)| c.objects.first())
+            .map(|o| &**o),
     }
 }
 

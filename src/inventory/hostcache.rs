@@ -55,16 +55,32 @@ fn read(path: &std::path::Path, key: &str) -> Option<HostCpu> {
 /// Writes atomically (a temporary file renamed over the old one), so a concurrent
 /// reader sees the old entry or the new one, never half of one.
 fn write(dir: &std::path::Path, path: &std::path::Path, entry: &Entry) -> std::io::Result<()> {
+    write_atomic(
+        dir,
+        path,
+        &serde_json::to_vec(entry).map_err(std::io::Error::from)?,
+    )
+}
+
+/// Writes `bytes` to `path` through a temporary file in `dir` renamed over it.
+pub(crate) fn write_atomic(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(entry).map_err(std::io::Error::from)?,
-    )?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
-fn cache_dir() -> Option<PathBuf> {
+/// Where containerspec keeps its caches: `/run/containerspec` for root, else
+/// `$XDG_RUNTIME_DIR/containerspec`, else nowhere.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     if nix::unistd::Uid::effective().is_root() {
         return Some(PathBuf::from("/run/containerspec"));
     }
@@ -72,7 +88,7 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// boot id + CPU signature + version: any change means detecting again.
-fn cache_key() -> Option<String> {
+pub(crate) fn cache_key() -> Option<String> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     Some(format!(
         "{}|{}|{}",

@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -20,7 +21,7 @@ use crate::input::rootfs::RootFs;
 const MAX_CONF_DEPTH: usize = 8;
 
 /// How a library was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FoundVia {
     Path,
@@ -60,12 +61,16 @@ pub struct Loader<'r> {
     /// glibc-hwcaps directory listings, read once each: those directories rarely exist,
     /// and one failed open answers every candidate in them.
     listings: RefCell<HashMap<String, Option<HashSet<String>>>>,
+    /// Objects already parsed, by path: closures of related libraries overlap a lot.
+    loaded: RefCell<HashMap<String, Rc<Object>>>,
+    /// Candidates already probed, by path and wanted class and machine.
+    probed: RefCell<HashMap<(String, bool, u16), bool>>,
 }
 
 /// The closure of an object's dependencies, in load order (breadth first, as ld.so).
 #[derive(Debug, Default)]
 pub struct Closure {
-    pub objects: Vec<Object>,
+    pub objects: Vec<Rc<Object>>,
     /// For each loaded object (same index), how its `DT_NEEDED` entries resolved.
     pub edges: Vec<Vec<Resolved>>,
     /// `(needed soname, requesting object path)` that no search found.
@@ -101,6 +106,8 @@ impl<'r> Loader<'r> {
             hwcaps,
             skipped: RefCell::default(),
             listings: RefCell::default(),
+            loaded: RefCell::default(),
+            probed: RefCell::default(),
         }
     }
 
@@ -176,7 +183,7 @@ impl<'r> Loader<'r> {
         let mut seen: HashMap<String, usize> = HashMap::new();
         // parent[i]: index of the object that first pulled object i in (for RPATH chains).
         let mut parent: Vec<Option<usize>> = vec![None];
-        closure.objects.push(start);
+        closure.objects.push(Rc::new(start));
         let mut next = 0;
         while next < closure.objects.len() {
             let mut edges = Vec::new();
@@ -191,7 +198,7 @@ impl<'r> Loader<'r> {
                 };
                 if !seen.contains_key(&found.soname) && !self.already_loaded(&closure, &found.path)
                 {
-                    match Object::load(self.root, &found.path) {
+                    match self.load(&found.path) {
                         Ok(obj) => {
                             seen.insert(found.soname.clone(), closure.objects.len());
                             parent.push(Some(next));
@@ -206,6 +213,18 @@ impl<'r> Loader<'r> {
             next += 1;
         }
         closure
+    }
+
+    /// Parses the object at `path` once per loader.
+    pub fn load(&self, path: &str) -> Result<Rc<Object>, ObjectError> {
+        if let Some(obj) = self.loaded.borrow().get(path) {
+            return Ok(Rc::clone(obj));
+        }
+        let obj = Rc::new(Object::load(self.root, path)?);
+        self.loaded
+            .borrow_mut()
+            .insert(path.to_string(), Rc::clone(&obj));
+        Ok(obj)
     }
 
     fn already_loaded(&self, closure: &Closure, path: &str) -> bool {
@@ -239,6 +258,20 @@ impl<'r> Loader<'r> {
     /// A candidate counts when it is an ELF file of the wanted class and machine: the
     /// loader skips the others ("wrong ELF class") and goes on searching.
     fn try_path(&self, path: &str, want: &Want) -> bool {
+        let key = (
+            path.to_string(),
+            want.class == super::elf::ElfClass::Elf64,
+            want.machine,
+        );
+        if let Some(known) = self.probed.borrow().get(&key) {
+            return *known;
+        }
+        let found = self.probe(path, want);
+        self.probed.borrow_mut().insert(key, found);
+        found
+    }
+
+    fn probe(&self, path: &str, want: &Want) -> bool {
         if path.contains("/glibc-hwcaps/") && !self.listed(path) {
             return false;
         }
@@ -323,7 +356,7 @@ fn resolved(soname: &str, path: String, via: FoundVia) -> Resolved {
 
 /// The objects whose `DT_RPATH` apply after the requester's own: its loaders, nearest first.
 fn rpath_chain<'a>(
-    objects: &'a [Object],
+    objects: &'a [Rc<Object>],
     parent: &[Option<usize>],
     index: usize,
 ) -> Vec<&'a Object> {
@@ -331,7 +364,7 @@ fn rpath_chain<'a>(
     let mut current = parent.get(index).copied().flatten();
     while let Some(i) = current {
         if let Some(obj) = objects.get(i) {
-            chain.push(obj);
+            chain.push(&**obj);
         }
         current = parent.get(i).copied().flatten();
         if chain.len() > objects.len() {

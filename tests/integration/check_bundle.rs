@@ -389,3 +389,25 @@ fn the_loader_cache_a_plan_would_mount() {
         "{listing}"
     );
 }
+
+#[test]
+fn the_host_facts_cache_never_shows() {
+    // The same report with the cache (cold, then warm) and without it; and a change on
+    // the host (a driver upgrade) is seen at once.
+    let (host, bundle) = cuda_case("factcache", "470.57.02", "12.2.140", false);
+    let b = bundle.to_str().unwrap();
+    let h = host.to_str().unwrap();
+    let (_, cold) = check(&[b, "--host-root", h, "--inject", "gpu"]);
+    let (_, warm) = check(&[b, "--host-root", h, "--inject", "gpu"]);
+    let (_, fresh) = check(&[b, "--host-root", h, "--inject", "gpu", "--no-cache"]);
+    assert_eq!(cold, warm);
+    assert_eq!(warm, fresh);
+    assert!(codes(&warm).contains(&"cuda-driver-too-old:error".to_string()), "{warm}");
+    let lib = host.join("usr/lib/x86_64-linux-gnu");
+    std::fs::copy(lib.join("libc.so.6"), lib.join("libcuda.so.550.54.14")).unwrap();
+    std::fs::remove_file(lib.join("libcuda.so.1")).unwrap();
+    std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+    let (code, upgraded) = check(&[b, "--host-root", h, "--inject", "gpu"]);
+    assert!(!codes(&upgraded).iter().any(|c| c.starts_with("cuda")), "{upgraded}");
+    assert_eq!(code, Some(0), "{upgraded}");
+}

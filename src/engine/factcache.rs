@@ -1,0 +1,124 @@
+//! A cache of the host's side of a verdict. The host's MPI installation, its dependency
+//! closure and its plugins are the same for every container start on a node, and
+//! reading them is most of a verdict's cost; the container's side is read every time.
+//!
+//! An entry is used only while everything it was read from is unchanged: this program's
+//! version, the boot (and so the kernel and CPU), the host's loader cache, the
+//! directories libraries live in (a package upgrade renames files into them), the
+//! NVIDIA driver version, the config's library lists and target, and the request. Any
+//! problem with the cache means reading the host afresh.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::HostFacts;
+use super::prepare::{Inputs, PrepareError};
+use crate::inventory::hostcache::{cache_dir, cache_key, write_atomic};
+
+/// Files and directories whose change invalidates an entry, inside the host root.
+const WATCHED: &[&str] = &[
+    "etc/ld.so.cache",
+    "etc/ld.so.conf.d",
+    "lib",
+    "lib64",
+    "usr/lib",
+    "usr/lib64",
+    "lib/x86_64-linux-gnu",
+    "usr/lib/x86_64-linux-gnu",
+    "lib/aarch64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
+    "usr/local/lib",
+    "opt",
+];
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    key: String,
+    host: HostFacts,
+}
+
+/// The host facts from the cache, or from `read` (and then cached).
+pub fn host_facts(
+    inputs: &Inputs,
+    use_cache: bool,
+    read: impl FnOnce() -> Result<HostFacts, PrepareError>,
+) -> Result<HostFacts, PrepareError> {
+    let Some((path, key)) = use_cache.then(|| location(inputs)).flatten() else {
+        return read();
+    };
+    if let Some(host) = load(&path, &key) {
+        log::debug!("{}: host facts from the cache", path.display());
+        return Ok(host);
+    }
+    let host = read()?;
+    let entry = Entry { key, host };
+    if let (Some(dir), Ok(bytes)) = (path.parent(), serde_json::to_vec(&entry)) {
+        if let Err(e) = write_atomic(dir, &path, &bytes) {
+            log::debug!("{}: cannot write cache: {e}", path.display());
+        }
+    }
+    Ok(entry.host)
+}
+
+fn load(path: &Path, key: &str) -> Option<HostFacts> {
+    let bytes = std::fs::read(path).ok()?;
+    let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+    (entry.key == key).then_some(entry.host)
+}
+
+/// The entry's file (one per host root and request, so the directory stays small) and
+/// the key it must carry.
+fn location(inputs: &Inputs) -> Option<(PathBuf, String)> {
+    let dir = cache_dir()?;
+    let root = std::fs::canonicalize(inputs.host_root).ok()?;
+    let request = format!(
+        "{}|{:?}|{:?}",
+        root.display(),
+        inputs.inject,
+        inputs.host_target
+    );
+    let name = format!("host-facts-{:016x}.json", hash(&request));
+    let config = format!(
+        "{:?}|{:?}|{:?}",
+        inputs.config.inject.mpi, inputs.config.inject.gpu, inputs.config.host.target
+    );
+    let key = format!(
+        "{}|{request}|{:016x}|{}",
+        cache_key()?,
+        hash(&config),
+        fingerprint(&root)
+    );
+    Some((dir.join(name), key))
+}
+
+/// Size, inode and modification time of each watched path, and the driver version.
+fn fingerprint(root: &Path) -> String {
+    let mut parts: Vec<String> = WATCHED
+        .iter()
+        .filter_map(|p| {
+            std::fs::symlink_metadata(root.join(p)).ok().map(|m| {
+                format!(
+                    "{p}:{}:{}:{}.{}",
+                    m.ino(),
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                )
+            })
+        })
+        .collect();
+    let driver =
+        std::fs::read_to_string(root.join("proc/driver/nvidia/version")).unwrap_or_default();
+    parts.push(format!("driver:{:016x}", hash(&driver)));
+    parts.join(",")
+}
+
+fn hash(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
