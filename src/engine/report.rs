@@ -112,12 +112,16 @@ impl Report {
             let _ = writeln!(out, "plan: nothing to inject (none requested)");
             return;
         }
-        let applied = if self.verdict == Verdict::Compatible {
-            ""
-        } else {
-            " (not carried out: incompatible)"
-        };
-        let _ = writeln!(out, "plan: inject {}{applied}", self.inject.join(", "));
+        if self.verdict == Verdict::Incompatible {
+            let _ = writeln!(
+                out,
+                "plan: inject {}: not carried out (incompatible); it would make {} mounts (see --json)",
+                self.inject.join(", "),
+                self.plan.mounts.len()
+            );
+            return;
+        }
+        let _ = writeln!(out, "plan: inject {}", self.inject.join(", "));
         for m in &self.plan.mounts {
             let _ = writeln!(
                 out,
