@@ -461,12 +461,24 @@ fn gpu_libs(
     // loader finds them (a host root without a cache).
     let mut sonames: Vec<String> = NVIDIA_DRIVER_LIBS.iter().map(|s| s.to_string()).collect();
     if let Some(cache) = &loader.cache {
-        sonames.extend(cache.entries.iter().filter(|e| is_nvidia_driver_lib(&e.soname)).map(|e| e.soname.clone()));
+        sonames.extend(
+            cache
+                .entries
+                .iter()
+                .filter(|e| is_nvidia_driver_lib(&e.soname))
+                .map(|e| e.soname.clone()),
+        );
     }
     let mut out: Vec<Lib> = Vec::new();
     for soname in sonames {
-        let Some(found) = loader.find_plain(&soname, goblin::elf::header::EM_X86_64, ElfClass::Elf64) else { continue };
-        let Ok(real) = root.canonicalize(&found.path) else { continue };
+        let Some(found) =
+            loader.find_plain(&soname, goblin::elf::header::EM_X86_64, ElfClass::Elf64)
+        else {
+            continue;
+        };
+        let Ok(real) = root.canonicalize(&found.path) else {
+            continue;
+        };
         if !real.ends_with(&format!(".so.{driver}")) || out.iter().any(|l| l.path == real) {
             continue;
         }

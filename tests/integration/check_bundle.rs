@@ -402,12 +402,18 @@ fn the_host_facts_cache_never_shows() {
     let (_, fresh) = check(&[b, "--host-root", h, "--inject", "gpu", "--no-cache"]);
     assert_eq!(cold, warm);
     assert_eq!(warm, fresh);
-    assert!(codes(&warm).contains(&"cuda-driver-too-old:error".to_string()), "{warm}");
+    assert!(
+        codes(&warm).contains(&"cuda-driver-too-old:error".to_string()),
+        "{warm}"
+    );
     let lib = host.join("usr/lib/x86_64-linux-gnu");
     std::fs::copy(lib.join("libc.so.6"), lib.join("libcuda.so.550.54.14")).unwrap();
     std::fs::remove_file(lib.join("libcuda.so.1")).unwrap();
     std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
     let (code, upgraded) = check(&[b, "--host-root", h, "--inject", "gpu"]);
-    assert!(!codes(&upgraded).iter().any(|c| c.starts_with("cuda")), "{upgraded}");
+    assert!(
+        !codes(&upgraded).iter().any(|c| c.starts_with("cuda")),
+        "{upgraded}"
+    );
     assert_eq!(code, Some(0), "{upgraded}");
 }

@@ -6,9 +6,9 @@
 //! generator. Running the host's ldconfig is fine here (it is the reference, and it only
 //! touches the temporary root); the tests are skipped when it is absent.
 
+use crate::util::TempDir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use containerspec::inventory::ldcache::{CacheFormat, DL_CACHE_HWCAP_EXTENSION, LdCache};
 
@@ -31,33 +31,6 @@ fn ldconfig_or_skip() -> Option<PathBuf> {
         println!("skipping: ldconfig not found");
     }
     found
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "containerspec-ldcache-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create scratch dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// What `ldconfig -p` printed: the count line's number, the entry lines without their

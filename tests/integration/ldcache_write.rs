@@ -7,10 +7,10 @@
 //! gcc and the test program is fine here (only the product must never run anything from
 //! an image); each test says why it is skipped when a tool, root or privilege is missing.
 
+use crate::util::TempDir;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use containerspec::inventory::ldcache::{
     FLAG_AARCH64_LIB64, FLAG_ELF, FLAG_ELF_LIBC6, FLAG_LARCH_FLOAT_ABI_DOUBLE, FLAG_X8664_LIB64,
@@ -38,33 +38,6 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .chain(on_path)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "containerspec-ldwrite-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create scratch dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn entry(flags: i32, soname: &str, path: &str, hwcaps: Option<&str>) -> NewEntry {

@@ -85,6 +85,31 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory removed on drop, unique per test process and call.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("containerspec-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The `Version:` of an installed package in a root's dpkg database.
 pub fn dpkg_version(root: &Path, package: &str) -> Option<String> {
     let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).ok()?;
