@@ -7,8 +7,10 @@
 //!   CPU), gathered by one code path for the host and for a container;
 //! - [`engine`]: decisions (the rules, the injection plan, the report), pure over facts
 //!   that [`engine::prepare`] gathers; [`config`] holds the admin's policy;
+//! - [`action`]: carrying a plan out in a container's mount namespace;
 //! - [`cli`]: the commands.
 
+pub mod action;
 pub mod cli;
 pub mod config;
 pub mod engine;

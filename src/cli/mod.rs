@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, and the shared rendering of inventories.
 
 mod check_bundle;
+mod hook;
 mod host;
 mod inspect;
 mod render;
@@ -8,6 +9,7 @@ mod render;
 use clap::{Parser, Subcommand};
 
 pub use check_bundle::CheckBundleArgs;
+pub use hook::HookArgs;
 pub use host::HostArgs;
 pub use inspect::InspectArgs;
 
@@ -28,6 +30,10 @@ pub enum CliError {
     Inject(#[from] crate::engine::request::InjectError),
     #[error(transparent)]
     Prepare(#[from] crate::engine::prepare::PrepareError),
+    #[error(transparent)]
+    State(#[from] crate::input::state::StateError),
+    #[error("{0}")]
+    Action(String),
 }
 
 #[derive(Debug, Parser)]
@@ -60,6 +66,9 @@ pub enum Command {
     /// Decide whether an OCI bundle can start on this host, and plan the injection of
     /// verified host MPI and GPU libraries
     CheckBundle(CheckBundleArgs),
+    /// The OCI runtime hook: judge the container being created (state on stdin), refuse
+    /// it with a diagnosis or mount the verified host libraries into it
+    Hook(HookArgs),
 }
 
 impl Cli {
@@ -84,6 +93,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Host(args) => host::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::CheckBundle(args) => check_bundle::run(args),
+        Command::Hook(args) => hook::run(args),
     }
 }
 

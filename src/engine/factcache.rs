@@ -60,8 +60,32 @@ pub fn host_facts(
         if let Err(e) = write_atomic(dir, &path, &bytes) {
             log::debug!("{}: cannot write cache: {e}", path.display());
         }
+        prune(dir);
     }
     Ok(entry.host)
+}
+
+/// Entries kept at most: one per host root and request, and a node has few of those.
+const MAX_ENTRIES: usize = 32;
+
+/// Removes the least recently written entries beyond [`MAX_ENTRIES`].
+fn prune(dir: &Path) {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = listing
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("host-facts-"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if entries.len() <= MAX_ENTRIES {
+        return;
+    }
+    entries.sort();
+    let excess = entries.len() - MAX_ENTRIES;
+    for (_, path) in entries.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn load(path: &Path, key: &str) -> Option<HostFacts> {

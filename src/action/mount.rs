@@ -1,0 +1,318 @@
+//! Carries out an injection plan's mounts inside the container's mount namespace, before
+//! the runtime pivots into the rootfs. Every target is resolved confined to the rootfs
+//! (`openat2` with `RESOLVE_IN_ROOT`), created there when missing (directories one level
+//! at a time with `mkdirat`, files with `O_CREAT|O_EXCL|O_NOFOLLOW`), and mounted through
+//! file descriptors, so a symlink in the image can never redirect a mount onto the host.
+//! A final component that is a symlink is refused.
+//!
+//! A classic bind mount cannot take its source from another mount namespace, so each
+//! source is cloned as a detached mount (`open_tree(OPEN_TREE_CLONE)`) while still in the
+//! host's namespace, made read-only, nosuid, nodev and private there (`mount_setattr`),
+//! and attached in the container's namespace with `move_mount`: it appears already
+//! read-only. On any failure the mounts already made are undone, in reverse order.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::mount::{MntFlags, umount2};
+use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{path}: cannot open the mount source: {errno}")]
+    Source { path: String, errno: Errno },
+    #[error("{rootfs}: cannot open the rootfs: {errno}")]
+    Rootfs { rootfs: String, errno: Errno },
+    #[error("{path} (in the rootfs): {what}: {errno}")]
+    Target {
+        path: String,
+        what: &'static str,
+        errno: Errno,
+    },
+    #[error("{path} (in the rootfs): is a symlink; refusing to mount over it")]
+    Symlink { path: String },
+    #[error("{path} (in the rootfs): is a {found}, the mount needs a {wanted}")]
+    Kind {
+        path: String,
+        found: &'static str,
+        wanted: &'static str,
+    },
+    #[error("{path} (in the rootfs): mount failed: {errno}")]
+    Mount { path: String, errno: Errno },
+}
+
+/// One mount to make: an opened host source and where it goes inside the rootfs.
+pub struct Bind {
+    pub source: OwnedFd,
+    pub source_path: String,
+    pub destination: String,
+    pub directory: bool,
+}
+
+impl Bind {
+    /// Clones the host source as a detached, read-only, nosuid, nodev, private mount,
+    /// now, in the host's mount namespace.
+    pub fn open(source: &str, destination: &str, directory: bool) -> Result<Bind, MountError> {
+        let err = |errno| MountError::Source {
+            path: source.to_string(),
+            errno,
+        };
+        let tree = open_tree_clone(source).map_err(err)?;
+        set_read_only(tree.as_fd()).map_err(err)?;
+        Ok(Bind {
+            source: tree,
+            source_path: source.to_string(),
+            destination: destination.to_string(),
+            directory,
+        })
+    }
+}
+
+fn open_tree_clone(path: &str) -> Result<OwnedFd, Errno> {
+    let c_path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    // SAFETY: a valid NUL-terminated path and flags; the result is a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
+    let fd = Errno::result(fd)?;
+    let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: open_tree returned a descriptor that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+fn set_read_only(tree: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: a detached mount's descriptor, an empty path with AT_EMPTY_PATH, and a
+    // mount_attr of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let empty = c"";
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: two valid descriptors with empty paths and the matching flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Makes every mount under `rootfs` or none: on error, the ones made are undone.
+pub fn apply(rootfs: &Path, binds: &[Bind]) -> Result<usize, MountError> {
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| MountError::Rootfs {
+        rootfs: rootfs.display().to_string(),
+        errno,
+    })?;
+    let mut made: Vec<OwnedFd> = Vec::new();
+    for bind in binds {
+        match mount_one(root.as_fd(), bind) {
+            Ok(top) => made.push(top),
+            Err(e) => {
+                undo(&made);
+                return Err(e);
+            }
+        }
+    }
+    Ok(made.len())
+}
+
+/// Detaches the mounts made so far, newest first.
+fn undo(made: &[OwnedFd]) {
+    for top in made.iter().rev() {
+        if let Err(errno) = umount2(fd_path(top.as_fd()).as_str(), MntFlags::MNT_DETACH) {
+            log::warn!("cannot undo a mount: {errno}");
+        }
+    }
+}
+
+fn mount_one(root: BorrowedFd<'_>, bind: &Bind) -> Result<OwnedFd, MountError> {
+    let (parent, name) = ensure_parent(root, &bind.destination)?;
+    ensure_target(parent.as_fd(), &name, bind)?;
+    let target = open_nofollow(parent.as_fd(), &name, &bind.destination)?;
+    move_mount_to(bind.source.as_fd(), target.as_fd()).map_err(|errno| MountError::Mount {
+        path: bind.destination.clone(),
+        errno,
+    })?;
+    // The descriptor opened before the move names the covered file; open again to hold
+    // the new mount's top (for undoing it).
+    open_nofollow(parent.as_fd(), &name, &bind.destination)
+}
+
+/// Resolves (creating what is missing) the destination's parent directory inside the
+/// rootfs, and returns it with the final name. Every lookup starts at the rootfs with
+/// `RESOLVE_IN_ROOT`, so an absolute symlink in the image resolves inside it.
+fn ensure_parent(root: BorrowedFd<'_>, destination: &str) -> Result<(OwnedFd, String), MountError> {
+    let parts: Vec<&str> = destination
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let bad = |what| MountError::Target {
+        path: destination.into(),
+        what,
+        errno: Errno::EINVAL,
+    };
+    if parts.contains(&"..") {
+        return Err(bad("contains .."));
+    }
+    let Some((name, dirs)) = parts.split_last() else {
+        return Err(bad("not a path below the root"));
+    };
+    // Find the deepest existing directory, create the next one, and look again from the
+    // root; a loop bound stops a dangling symlink from making this go round for ever.
+    let mut depth = dirs.len();
+    for _ in 0..(2 * dirs.len() + 2) {
+        let prefix = if depth == 0 {
+            ".".to_string()
+        } else {
+            dirs[..depth].join("/")
+        };
+        match open_in_root(root, &prefix, destination) {
+            Ok(fd) if depth == dirs.len() => return Ok((fd, (*name).to_string())),
+            Ok(fd) => match mkdirat(fd.as_fd(), dirs[depth], Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => depth += 1,
+                Err(errno) => {
+                    return Err(MountError::Target {
+                        path: destination.into(),
+                        what: "cannot create a directory",
+                        errno,
+                    });
+                }
+            },
+            Err(MountError::Target {
+                errno: Errno::ENOENT,
+                ..
+            }) if depth > 0 => depth -= 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(MountError::Target {
+        path: destination.into(),
+        what: "cannot create its directory (a dangling symlink?)",
+        errno: Errno::ELOOP,
+    })
+}
+
+/// Opens a directory below the rootfs, resolving symlinks as if the rootfs were `/`.
+fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &str,
+    destination: &str,
+) -> Result<OwnedFd, MountError> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root, path, how).map_err(|errno| MountError::Target {
+        path: destination.into(),
+        what: "cannot open a directory",
+        errno,
+    })
+}
+
+/// Creates the target when it is missing and checks its kind.
+fn ensure_target(parent: BorrowedFd<'_>, name: &str, bind: &Bind) -> Result<(), MountError> {
+    let path = &bind.destination;
+    match open_nofollow(parent, name, path) {
+        Ok(fd) => return check_kind(fd.as_fd(), bind),
+        Err(MountError::Target {
+            errno: Errno::ENOENT,
+            ..
+        }) => {}
+        Err(e) => return Err(e),
+    }
+    let created = if bind.directory {
+        mkdirat(parent, name, Mode::from_bits_truncate(0o755))
+    } else {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        openat(parent, name, flags, Mode::from_bits_truncate(0o644)).map(drop)
+    };
+    match created {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(errno) => Err(MountError::Target {
+            path: path.clone(),
+            what: "cannot create the mount point",
+            errno,
+        }),
+    }
+}
+
+fn check_kind(fd: BorrowedFd<'_>, bind: &Bind) -> Result<(), MountError> {
+    let st = fstat(fd).map_err(|errno| MountError::Target {
+        path: bind.destination.clone(),
+        what: "cannot stat",
+        errno,
+    })?;
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    let (found, wanted) = (
+        if is_dir { "directory" } else { "file" },
+        if bind.directory { "directory" } else { "file" },
+    );
+    if is_dir == bind.directory {
+        Ok(())
+    } else {
+        Err(MountError::Kind {
+            path: bind.destination.clone(),
+            found,
+            wanted,
+        })
+    }
+}
+
+/// Opens `name` in `parent` without following a final symlink; a symlink is refused.
+fn open_nofollow(parent: BorrowedFd<'_>, name: &str, path: &str) -> Result<OwnedFd, MountError> {
+    let fd = openat(
+        parent,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| MountError::Target {
+        path: path.to_string(),
+        what: "cannot open",
+        errno,
+    })?;
+    let st = fstat(fd.as_fd()).map_err(|errno| MountError::Target {
+        path: path.to_string(),
+        what: "cannot stat",
+        errno,
+    })?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+        return Err(MountError::Symlink {
+            path: path.to_string(),
+        });
+    }
+    Ok(fd)
+}
+
+fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}

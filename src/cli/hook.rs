@@ -1,0 +1,246 @@
+//! `containerspec hook [STAGE]`: the OCI runtime hook. It reads the container's state
+//! from stdin, judges the bundle like `check-bundle`, and then either rejects the start
+//! (exit 1, the diagnosis on stderr, stdout, the log and a JSON report file) or carries
+//! the injection plan out in the container's mount namespace. Runtimes clear a hook's
+//! environment, so everything it needs comes from its arguments and the config file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::CliError;
+use crate::action::mount::{Bind, apply};
+use crate::action::namespace::enter_mount_namespace;
+use crate::config::Config;
+use crate::engine::plan::{LD_CACHE, Plan};
+use crate::engine::prepare::{Inputs, prepare};
+use crate::engine::report::{Report, Verdict, evaluate};
+use crate::engine::request::Inject;
+use crate::input::bundle::Bundle;
+use crate::input::state::HookState;
+use crate::inventory::hostcache::host_cpu_cached;
+use crate::inventory::ldcache_write::{NewEntry, write};
+
+/// Stages at which the container's rootfs is mounted but not yet pivoted into.
+const ACTING_STAGES: &[&str] = &["prestart", "createRuntime", "createContainer"];
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Register it with the runtime (hooks/ has podman / CRI-O hooks.d files, contrib/ \
+a runc config.json snippet). The state arrives on stdin. Stages prestart, createRuntime and \
+createContainer judge and inject; other stages return at once.\n\n\
+Where to look when a start is refused: runc prints the hook's stderr in its error; podman shows \
+it in its error message; crun drops it (set the run.oci.hooks.stderr annotation). The same \
+diagnosis is in the log file ([log] file in the config) and in REPORT_DIR/<container id>.json."
+)]
+pub struct HookArgs {
+    /// The hook stage this entry is registered for (default: createRuntime)
+    #[arg(value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// The config file (default /etc/containerspec/config.toml, if it exists)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Append the diagnosis and actions to this file (overrides the config's [log] file)
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+pub fn run(args: &HookArgs) -> Result<u8, CliError> {
+    let stage = args.stage.as_deref().unwrap_or("createRuntime");
+    if !ACTING_STAGES.contains(&stage) {
+        return Ok(0);
+    }
+    let state = HookState::read(std::io::stdin().lock())?;
+    let config = Config::load(args.config.as_deref())?;
+    let log = Log {
+        file: args.log_file.clone().or_else(|| config.log.file.clone()),
+        id: state.id.clone(),
+    };
+    match judge_and_act(&state, &config, &log) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            log.line(&format!("error: {e}"));
+            Err(e)
+        }
+    }
+}
+
+fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, CliError> {
+    let bundle = Bundle::load(&state.bundle)?;
+    let annotations = merged_annotations(&bundle, state);
+    let inject = Inject::resolve(None, &annotations)?;
+    let (policy, notes) = config.policy.narrowed(&annotations);
+    let host_root = config
+        .host
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let cpu = host_cpu_cached(true);
+    let inputs = Inputs {
+        bundle: &bundle,
+        host_root: &host_root,
+        config,
+        inject,
+        host_target: None,
+        cpu: &cpu,
+        use_cache: true,
+    };
+    let facts = prepare(&inputs)?;
+    let report = evaluate(
+        &facts,
+        &inject,
+        &policy,
+        notes,
+        &state.bundle.display().to_string(),
+    );
+    write_report(&config.report.dir, &state.id, &report, log);
+    if report.verdict == Verdict::Incompatible {
+        let text = format!(
+            "containerspec: container {} refused\n{}",
+            state.id,
+            report.render()
+        );
+        eprint!("{text}");
+        print!("{text}");
+        log.block(&text);
+        return Ok(1);
+    }
+    if report.plan.mounts.is_empty() {
+        log.line("compatible, nothing to inject");
+        return Ok(0);
+    }
+    inject_plan(state, &bundle, &report.plan, &config.report.dir, log)?;
+    Ok(0)
+}
+
+/// The bundle's annotations, with the state's (podman passes them there) on top.
+fn merged_annotations(bundle: &Bundle, state: &HookState) -> BTreeMap<String, String> {
+    let mut all = bundle.annotations.clone();
+    all.extend(
+        state
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    all
+}
+
+/// Opens every source on the host, joins the container's mount namespace, mounts.
+fn inject_plan(
+    state: &HookState,
+    bundle: &Bundle,
+    plan: &Plan,
+    report_dir: &Path,
+    log: &Log,
+) -> Result<(), CliError> {
+    let mut binds = Vec::new();
+    for m in &plan.mounts {
+        binds.push(
+            Bind::open(&m.source, &m.destination, m.kind == "directory").map_err(action_error)?,
+        );
+    }
+    let cache_file = match &plan.ld_cache {
+        Some(cache) => Some(write_cache(report_dir, &state.id, cache)?),
+        None => None,
+    };
+    if let Some(file) = &cache_file {
+        binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
+    }
+    let pid = state.container_pid();
+    let joined = match pid {
+        Some(_) => enter_mount_namespace(pid).map_err(action_error)?,
+        None if in_a_container_namespace() => false,
+        None => {
+            return Err(action_error(
+                "the OCI state has no pid and this hook runs in the host's mount namespace: refusing to mount",
+            ));
+        }
+    };
+    let applied = apply(bundle.rootfs.path(), &binds);
+    // The mount holds the cache file now (or nothing does): nothing stays behind.
+    if let Some(file) = &cache_file {
+        let _ = std::fs::remove_file(file);
+    }
+    let count = applied.map_err(action_error)?;
+    log.line(&format!(
+        "injected: {count} mounts into {} ({})",
+        bundle.rootfs.display(),
+        if joined {
+            "joined the container's mount namespace"
+        } else {
+            "already in the container's mount namespace"
+        }
+    ));
+    Ok(())
+}
+
+/// True when this process's mount namespace is not init's: a createContainer hook.
+fn in_a_container_namespace() -> bool {
+    let ns = |p: &str| std::fs::read_link(p).ok();
+    matches!((ns("/proc/self/ns/mnt"), ns("/proc/1/ns/mnt")), (Some(a), Some(b)) if a != b)
+}
+
+fn write_cache(
+    dir: &Path,
+    id: &str,
+    cache: &crate::engine::plan::LdCachePlan,
+) -> Result<PathBuf, CliError> {
+    let entries: Vec<NewEntry> = cache
+        .entries
+        .iter()
+        .map(|e| NewEntry {
+            soname: e.soname.clone(),
+            path: e.path.clone(),
+            flags: e.flags,
+            hwcaps: e.hwcaps.clone(),
+        })
+        .collect();
+    let path = dir.join(format!("{id}.ld.so.cache"));
+    let bytes = write(&entries).map_err(|e| action_error(format!("{}: {e}", path.display())))?;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, bytes))
+        .map_err(|e| action_error(format!("{}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn write_report(dir: &Path, id: &str, report: &Report, log: &Log) {
+    let path = dir.join(format!("{id}.json"));
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| serde_json::to_vec_pretty(report).map_err(std::io::Error::from))
+        .and_then(|bytes| std::fs::write(&path, bytes));
+    if let Err(e) = result {
+        log.line(&format!("cannot write the report {}: {e}", path.display()));
+    }
+}
+
+fn action_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Action(e.to_string())
+}
+
+/// The hook's log: a file the admin chose, one prefixed line per event.
+struct Log {
+    file: Option<PathBuf>,
+    id: String,
+}
+
+impl Log {
+    fn line(&self, text: &str) {
+        self.block(text);
+    }
+
+    fn block(&self, text: &str) {
+        let Some(path) = &self.file else { return };
+        let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        else {
+            return;
+        };
+        for line in text.lines() {
+            let _ = writeln!(f, "containerspec hook {}: {line}", self.id);
+        }
+    }
+}
