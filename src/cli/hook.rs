@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::action::mount::{Bind, apply};
-use crate::action::namespace::enter_mount_namespace;
+use crate::action::namespace::{enter_mount_namespace, inside_container_namespace};
 use crate::config::Config;
 use crate::engine::plan::{LD_CACHE, Plan};
 use crate::engine::prepare::{Inputs, prepare};
@@ -148,15 +148,17 @@ fn inject_plan(
     if let Some(file) = &cache_file {
         binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
     }
-    let pid = state.container_pid();
-    let joined = match pid {
-        Some(_) => enter_mount_namespace(pid).map_err(action_error)?,
-        None if in_a_container_namespace() => false,
-        None => {
-            return Err(action_error(
-                "the OCI state has no pid and this hook runs in the host's mount namespace: refusing to mount",
-            ));
+    let joined = if inside_container_namespace(bundle.rootfs.path()) {
+        false
+    } else {
+        enter_mount_namespace(state.container_pid()).map_err(action_error)?;
+        if !inside_container_namespace(bundle.rootfs.path()) {
+            return Err(action_error(format!(
+                "{}: the container's /proc is not mounted in this mount namespace: refusing to mount",
+                bundle.rootfs.display()
+            )));
         }
+        true
     };
     let applied = apply(bundle.rootfs.path(), &binds);
     // The mount holds the cache file now (or nothing does): nothing stays behind.
@@ -174,12 +176,6 @@ fn inject_plan(
         }
     ));
     Ok(())
-}
-
-/// True when this process's mount namespace is not init's: a createContainer hook.
-fn in_a_container_namespace() -> bool {
-    let ns = |p: &str| std::fs::read_link(p).ok();
-    matches!((ns("/proc/self/ns/mnt"), ns("/proc/1/ns/mnt")), (Some(a), Some(b)) if a != b)
 }
 
 fn write_cache(

@@ -11,6 +11,8 @@ packages=(
   musl musl-tools     # a real musl loader and compiler for the musl tests
   gcc binutils        # compiles the ELF fixtures (version scripts, ISA notes)
   util-linux          # setpriv, to read as an unprivileged user in tests
+  runc                # the OCI runtime the hook tests start containers with
+  jq                  # merges the hook snippet into config.json in the docs' example
 )
 missing=()
 for p in "${packages[@]}"; do

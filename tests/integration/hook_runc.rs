@@ -1,0 +1,299 @@
+//! The hook under real runc, on real Debian root filesystems: injection (createRuntime and
+//! createContainer), rejection with the diagnosis in runc's error, the report file, a
+//! host root from the config file, images whose library paths are symlinks to host
+//! paths, and the host's mount table unchanged by any of it.
+//!
+//! Each run happens in a private mount namespace (`unshare --mount`) holding an overlay of
+//! the cached rootfs, so the cache is never written and runc's own mounts go away with
+//! the namespace; the hook's mounts must not reach the host's namespace either, which
+//! the tests check on the host's /proc/self/mountinfo.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::{cached_rootfs, dpkg_version, is_root, scratch, upstream_version};
+
+const PROGRAM: &str = "/opt/containerspec-test/mpi-version";
+
+struct Case {
+    dir: PathBuf,
+    stage: &'static str,
+    annotations: serde_json::Value,
+    env: Vec<String>,
+    config_toml: Option<String>,
+}
+
+impl Case {
+    fn new(name: &str) -> Case {
+        Case {
+            dir: scratch(name),
+            stage: "createRuntime",
+            annotations: serde_json::json!({"org.supercontainers.inject": "mpi"}),
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            config_toml: None,
+        }
+    }
+
+    fn report_dir(&self) -> PathBuf {
+        self.dir.join("reports")
+    }
+
+    /// Writes the bundle and runs the container; `prepare` may change the overlay's
+    /// upper directory (the image) before runc starts.
+    fn run(&self, rootfs: &Path, upper_setup: &str) -> Output {
+        let bundle = self.dir.join("bundle");
+        std::fs::create_dir_all(bundle.join("rootfs")).unwrap();
+        let spec = Command::new("runc")
+            .args(["spec", "--bundle"])
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(
+            spec.status.success(),
+            "runc spec: {}",
+            String::from_utf8_lossy(&spec.stderr)
+        );
+        let config = self.dir.join("containerspec.toml");
+        let toml = self.config_toml.clone().unwrap_or_default()
+            + &format!("\n[report]\ndir = {:?}\n", self.report_dir());
+        std::fs::write(&config, toml).unwrap();
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!([PROGRAM]);
+        c["process"]["env"] = serde_json::json!(self.env);
+        c["root"] = serde_json::json!({"path": "rootfs", "readonly": false});
+        c["annotations"] = self.annotations.clone();
+        let hook = serde_json::json!([{
+            "path": env!("CARGO_BIN_EXE_containerspec"),
+            "args": ["containerspec", "hook", self.stage, "--config", config, "--log-file", self.dir.join("hook.log")],
+        }]);
+        c["hooks"] = serde_json::json!({ self.stage: hook });
+        std::fs::write(bundle.join("config.json"), c.to_string()).unwrap();
+        let d = self.dir.display();
+        let script = format!(
+            "set -e\nmkdir -p {d}/upper {d}/work\n{upper_setup}\n\
+             mount -t overlay overlay -o lowerdir={},upperdir={d}/upper,workdir={d}/work {d}/bundle/rootfs\n\
+             cd {d}/bundle\nexec timeout 120 runc --root {d}/runc run hooktest-{}\n",
+            rootfs.display(),
+            std::process::id()
+        );
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .unwrap()
+    }
+}
+
+fn prerequisites() -> bool {
+    if !is_root() {
+        eprintln!("skipping: needs root (runc, mount namespaces)");
+        return false;
+    }
+    if Command::new("runc").arg("--version").output().is_err() {
+        eprintln!("skipping: runc is not installed (tests/rigs/setup.sh installs it)");
+        return false;
+    }
+    if dpkg_version(Path::new("/"), "libmpich12").is_none() {
+        eprintln!(
+            "skipping: this machine is not an MPICH host (tests/rigs/setup.sh installs mpich)"
+        );
+        return false;
+    }
+    true
+}
+
+fn mountinfo() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn host_mpich() -> String {
+    upstream_version(&dpkg_version(Path::new("/"), "libmpich12").unwrap())
+}
+
+fn reports_mpich(out: &Output, version: &str) -> bool {
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.strip_prefix("MPICH Version:")
+            .is_some_and(|v| v.trim() == version)
+    })
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn injection_at_create_runtime_and_create_container() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    for stage in ["createRuntime", "createContainer"] {
+        let before = mountinfo();
+        let mut case = Case::new(&format!("runc-{stage}"));
+        case.stage = stage;
+        let out = case.run(&trixie, "");
+        assert!(
+            out.status.success() && reports_mpich(&out, &host_mpich()),
+            "{stage}: the container should report the host's MPICH {}:\n{}",
+            host_mpich(),
+            show(&out)
+        );
+        assert_eq!(
+            mountinfo(),
+            before,
+            "{stage}: the host's mount table changed"
+        );
+        let log = std::fs::read_to_string(case.dir.join("hook.log")).unwrap();
+        assert!(log.contains("injected:"), "{log}");
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                case.report_dir()
+                    .join(format!("hooktest-{}.json", std::process::id())),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["verdict"], "compatible");
+    }
+}
+
+#[test]
+fn a_host_root_from_the_config_file() {
+    if !prerequisites() {
+        return;
+    }
+    let (Some(trixie), Some(bullseye)) = (
+        cached_rootfs("trixie-mpich"),
+        cached_rootfs("bullseye-mpich"),
+    ) else {
+        return;
+    };
+    let mut case = Case::new("runc-hostroot");
+    case.config_toml = Some(format!("[host]\nroot = {:?}\n", bullseye));
+    let out = case.run(&trixie, "");
+    let version = upstream_version(&dpkg_version(&bullseye, "libmpich12").unwrap());
+    assert!(
+        out.status.success() && reports_mpich(&out, &version),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn rejection_shows_the_diagnosis_and_writes_the_report() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(bullseye) = cached_rootfs("bullseye-mpich") else {
+        return;
+    };
+    let before = mountinfo();
+    let case = Case::new("runc-reject");
+    let out = case.run(&bullseye, "");
+    assert!(
+        !out.status.success(),
+        "a bullseye container cannot take the host's MPICH:\n{}",
+        show(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("glibc-too-old"), "{stderr}");
+    assert!(
+        stderr.contains("host libmpich.so.12 needs GLIBC_2.34"),
+        "{stderr}"
+    );
+    assert_eq!(mountinfo(), before);
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            case.report_dir()
+                .join(format!("hooktest-{}.json", std::process::id())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["verdict"], "incompatible");
+    assert_eq!(report["findings"][0]["code"], "glibc-too-old");
+    let log = std::fs::read_to_string(case.dir.join("hook.log")).unwrap();
+    assert!(log.contains("GLIBC_2.34"), "{log}");
+}
+
+#[test]
+fn library_symlinks_to_host_paths_stay_inside_the_rootfs() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    let shadow = std::fs::read("/etc/shadow").ok();
+    let before = mountinfo();
+    // The image's MPI library is a symlink to /etc/shadow: inside the rootfs that is the
+    // image's own shadow file, not an ELF library: the container has no usable MPI, the
+    // start is refused, and nothing is mounted anywhere.
+    let case = Case::new("runc-shadow");
+    let lib = "usr/lib/x86_64-linux-gnu";
+    let setup = format!(
+        "mkdir -p {d}/upper/{lib} && ln -sf /etc/shadow {d}/upper/{lib}/libmpich.so.12.4.1",
+        d = case.dir.display()
+    );
+    let out = case.run(&trixie, &setup);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mpi-not-found"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(mountinfo(), before);
+    assert_eq!(std::fs::read("/etc/shadow").ok(), shadow);
+    // /run is a symlink to / in the image: containerspec's directory lands in the
+    // rootfs's own root, never the host's, and the container still runs.
+    let case = Case::new("runc-runlink");
+    let setup = format!(
+        "rm -rf {d}/upper/run && ln -s / {d}/upper/run",
+        d = case.dir.display()
+    );
+    let out = case.run(&trixie, &setup);
+    assert!(
+        out.status.success() && reports_mpich(&out, &host_mpich()),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        !Path::new("/containerspec").exists(),
+        "a directory was created on the host"
+    );
+    assert!(
+        case.dir.join("upper/containerspec/lib").is_dir(),
+        "the mount point should be inside the rootfs"
+    );
+    assert_eq!(mountinfo(), before);
+}
+
+#[test]
+fn the_containers_ld_preload_does_not_touch_the_hook() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    let mut case = Case::new("runc-preload");
+    case.env.push("LD_PRELOAD=/nonexistent/evil.so".into());
+    case.env.push("LD_LIBRARY_PATH=/nonexistent".into());
+    let out = case.run(&trixie, "");
+    assert!(
+        out.status.success() && reports_mpich(&out, &host_mpich()),
+        "{}",
+        show(&out)
+    );
+}
