@@ -14,8 +14,19 @@ if [[ ! -x "$venv/bin/archspec" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet archspec
 fi
-exec python3 tests/bench/bench.py \
+python3 tests/bench/bench.py \
   --containerspec target/release/containerspec \
   --archspec "$venv/bin/archspec" \
   --rootfs "$cache/rootfs/bookworm-mpich" \
   --rounds "${1:-21}"
+
+# The hook under runc (root only): the hook against /bin/true as the hook.
+if [[ $(id -u) -eq 0 ]] && command -v runc >/dev/null; then
+  echo
+  unshare --mount --propagation private python3 tests/bench/hook.py \
+    --containerspec target/release/containerspec \
+    --rootfs "$cache/rootfs/bookworm-mpich" \
+    --rounds "${1:-21}"
+else
+  echo "hook benchmark skipped: needs root and runc (tests/rigs/setup.sh)"
+fi

@@ -12,6 +12,7 @@ packages=(
   gcc binutils        # compiles the ELF fixtures (version scripts, ISA notes)
   util-linux          # setpriv, to read as an unprivileged user in tests
   runc                # the OCI runtime the hook tests start containers with
+  podman              # the container engine the hook tests register the hooks.d file with
   jq                  # merges the hook snippet into config.json in the docs' example
 )
 missing=()

@@ -1,0 +1,188 @@
+//! The hook under real podman (with runc), registered through a hooks.d file gated by the
+//! `org.supercontainers.inject` annotation, as an admin installs it: injection, with a
+//! read-only rootfs too, rejection with the diagnosis in podman's error, and 20
+//! containers started at once. Every run is in a private mount namespace holding
+//! overlays of the cached rootfs; the host's mount table must not change.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::{cached_rootfs, dpkg_version, is_root, scratch, upstream_version};
+
+const PROGRAM: &str = "/opt/containerspec-test/mpi-version";
+
+fn prerequisites() -> bool {
+    if !is_root() {
+        eprintln!("skipping: needs root (podman, mount namespaces)");
+        return false;
+    }
+    for tool in ["podman", "runc"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipping: {tool} is not installed (tests/rigs/setup.sh installs it)");
+            return false;
+        }
+    }
+    if dpkg_version(Path::new("/"), "libmpich12").is_none() {
+        eprintln!(
+            "skipping: this machine is not an MPICH host (tests/rigs/setup.sh installs mpich)"
+        );
+        return false;
+    }
+    true
+}
+
+/// A hooks.d directory with the project's gated hook file, pointing at this build.
+fn hooks_dir(dir: &Path) -> PathBuf {
+    let hooks = dir.join("hooks.d");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/containerspec-inject.json");
+    let mut hook: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shipped).unwrap()).unwrap();
+    hook["hook"]["path"] = env!("CARGO_BIN_EXE_containerspec").into();
+    let args = serde_json::json!([
+        "containerspec",
+        "hook",
+        "createRuntime",
+        "--log-file",
+        dir.join("hook.log")
+    ]);
+    hook["hook"]["args"] = args;
+    std::fs::write(hooks.join("containerspec.json"), hook.to_string()).unwrap();
+    hooks
+}
+
+/// Starts `count` containers at once from overlays of `rootfs`; returns each one's output.
+fn podman_runs(
+    name: &str,
+    rootfs: &Path,
+    count: usize,
+    extra: &str,
+) -> (PathBuf, Vec<(i32, String)>) {
+    let dir = scratch(name);
+    let hooks = hooks_dir(&dir);
+    let d = dir.display();
+    let mut script = String::from("set -e\n");
+    for i in 0..count {
+        script += &format!(
+            "mkdir -p {d}/{i}/upper {d}/{i}/work {d}/{i}/rootfs\n\
+             mount -t overlay overlay -o lowerdir={},upperdir={d}/{i}/upper,workdir={d}/{i}/work {d}/{i}/rootfs\n",
+            rootfs.display()
+        );
+    }
+    script += "set +e\n";
+    for i in 0..count {
+        script += &format!(
+            "(timeout 300 podman --runtime runc --cgroup-manager=cgroupfs --hooks-dir {} run --rm {extra} \
+             --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --annotation org.supercontainers.inject=mpi \
+             --rootfs {d}/{i}/rootfs {PROGRAM} > {d}/{i}/out 2>&1; echo $? > {d}/{i}/status) &\n",
+            hooks.display()
+        );
+    }
+    script += "wait\n";
+    let out: Output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = (0..count)
+        .map(|i| {
+            let status =
+                std::fs::read_to_string(dir.join(format!("{i}/status"))).unwrap_or_default();
+            let output = std::fs::read_to_string(dir.join(format!("{i}/out"))).unwrap_or_default();
+            (status.trim().parse().unwrap_or(-1), output)
+        })
+        .collect();
+    (dir, results)
+}
+
+fn mountinfo() -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn reports_host_mpich(output: &str) -> bool {
+    let version = upstream_version(&dpkg_version(Path::new("/"), "libmpich12").unwrap());
+    output.lines().any(|l| {
+        l.strip_prefix("MPICH Version:")
+            .is_some_and(|v| v.trim() == version)
+    })
+}
+
+#[test]
+fn injection_with_and_without_a_read_only_rootfs() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    for extra in ["", "--read-only"] {
+        let before = mountinfo();
+        let (_, results) = podman_runs("podman-inject", &trixie, 1, extra);
+        let (status, output) = &results[0];
+        assert!(
+            *status == 0 && reports_host_mpich(output),
+            "podman {extra}: status {status}\n{output}"
+        );
+        assert_eq!(
+            mountinfo(),
+            before,
+            "podman {extra}: the host's mount table changed"
+        );
+    }
+}
+
+#[test]
+fn rejection_is_in_podmans_error() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(bullseye) = cached_rootfs("bullseye-mpich") else {
+        return;
+    };
+    let before = mountinfo();
+    let (_, results) = podman_runs("podman-reject", &bullseye, 1, "");
+    let (status, output) = &results[0];
+    assert_ne!(*status, 0, "{output}");
+    assert!(output.contains("error running hook"), "{output}");
+    assert!(
+        output.contains("glibc-too-old: host libmpich.so.12 needs GLIBC_2.34"),
+        "{output}"
+    );
+    assert_eq!(mountinfo(), before);
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    let before = mountinfo();
+    let (dir, results) = podman_runs("podman-twenty", &trixie, 20, "");
+    let failed: Vec<String> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, (status, output))| *status != 0 || !reports_host_mpich(output))
+        .map(|(i, (status, output))| format!("container {i}: status {status}\n{output}"))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert_eq!(mountinfo(), before, "mounts were left behind");
+    let log = std::fs::read_to_string(dir.join("hook.log")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("injected:")).count(),
+        20,
+        "{log}"
+    );
+}
