@@ -45,6 +45,10 @@ pub struct HookArgs {
     /// Append the diagnosis and actions to this file (overrides the config's [log] file)
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// What goes to the log file: error (refusals and failures), info (also every
+    /// injection and pass), off (overrides the config's [log] level; default info)
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<log::LevelFilter>,
 }
 
 pub fn run(args: &HookArgs) -> Result<u8, CliError> {
@@ -56,12 +60,16 @@ pub fn run(args: &HookArgs) -> Result<u8, CliError> {
     let config = Config::load(args.config.as_deref())?;
     let log = Log {
         file: args.log_file.clone().or_else(|| config.log.file.clone()),
+        level: args
+            .log_level
+            .or(config.log.level)
+            .unwrap_or(log::LevelFilter::Info),
         id: state.id.clone(),
     };
     match judge_and_act(&state, &config, &log) {
         Ok(code) => Ok(code),
         Err(e) => {
-            log.line(&format!("error: {e}"));
+            log.write(log::Level::Error, &format!("error: {e}"));
             Err(e)
         }
     }
@@ -104,11 +112,11 @@ fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, Cl
         );
         eprint!("{text}");
         print!("{text}");
-        log.block(&text);
+        log.write(log::Level::Error, &text);
         return Ok(1);
     }
     if report.plan.mounts.is_empty() {
-        log.line("compatible, nothing to inject");
+        log.write(log::Level::Info, "compatible, nothing to inject");
         return Ok(0);
     }
     inject_plan(state, &bundle, &report.plan, &config.report.dir, log)?;
@@ -166,15 +174,18 @@ fn inject_plan(
         let _ = std::fs::remove_file(file);
     }
     let count = applied.map_err(action_error)?;
-    log.line(&format!(
-        "injected: {count} mounts into {} ({})",
-        bundle.rootfs.display(),
-        if joined {
-            "joined the container's mount namespace"
-        } else {
-            "already in the container's mount namespace"
-        }
-    ));
+    log.write(
+        log::Level::Info,
+        &format!(
+            "injected: {count} mounts into {} ({})",
+            bundle.rootfs.display(),
+            if joined {
+                "joined the container's mount namespace"
+            } else {
+                "already in the container's mount namespace"
+            }
+        ),
+    );
     Ok(())
 }
 
@@ -207,7 +218,10 @@ fn write_report(dir: &Path, id: &str, report: &Report, log: &Log) {
         .and_then(|()| serde_json::to_vec_pretty(report).map_err(std::io::Error::from))
         .and_then(|bytes| std::fs::write(&path, bytes));
     if let Err(e) = result {
-        log.line(&format!("cannot write the report {}: {e}", path.display()));
+        log.write(
+            log::Level::Warn,
+            &format!("cannot write the report {}: {e}", path.display()),
+        );
     }
 }
 
@@ -215,18 +229,18 @@ fn action_error(e: impl std::fmt::Display) -> CliError {
     CliError::Action(e.to_string())
 }
 
-/// The hook's log: a file the admin chose, one prefixed line per event.
+/// The hook's log: a file the admin chose, one prefixed line per event line.
 struct Log {
     file: Option<PathBuf>,
+    level: log::LevelFilter,
     id: String,
 }
 
 impl Log {
-    fn line(&self, text: &str) {
-        self.block(text);
-    }
-
-    fn block(&self, text: &str) {
+    fn write(&self, level: log::Level, text: &str) {
+        if level > self.level {
+            return;
+        }
         let Some(path) = &self.file else { return };
         let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)

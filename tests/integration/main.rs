@@ -10,6 +10,7 @@ mod cpu;
 mod elf;
 mod entrypoint;
 mod fixtures;
+mod hook_input;
 mod hook_podman;
 mod hook_runc;
 mod host;

@@ -1,0 +1,103 @@
+//! The hook's own input: the state on stdin and the bundle it names. Bad input is an
+//! error (exit 2) that names what is wrong; stages that do nothing return at once.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::bad_input::{bundle_with_config, mini_root};
+use crate::util::assert_error;
+
+fn hook(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_containerspec"))
+        .arg("hook")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn bad_states_and_bundles() {
+    assert_error(
+        &hook(&["createRuntime"], "{not json"),
+        "invalid OCI state on stdin",
+    );
+    assert_error(
+        &hook(&["createRuntime"], r#"{"id":"c","status":"creating"}"#),
+        "invalid OCI state on stdin",
+    );
+    assert_error(
+        &hook(&["createRuntime"], r#"{"id":"../x","bundle":"/b"}"#),
+        "is not usable as a file name",
+    );
+    assert_error(
+        &hook(
+            &["createRuntime"],
+            r#"{"id":"c","bundle":"/nonexistent/bundle"}"#,
+        ),
+        "/nonexistent/bundle",
+    );
+    let root = mini_root("hook-broken-config");
+    let bundle = bundle_with_config(&root, "{\"ociVersion\": ");
+    let state = format!(
+        r#"{{"id":"c","status":"creating","pid":0,"bundle":{:?}}}"#,
+        bundle
+    );
+    assert_error(
+        &hook(&["createRuntime"], &state),
+        "config.json: invalid config.json",
+    );
+}
+
+#[test]
+fn other_stages_do_nothing() {
+    for stage in ["poststart", "poststop", "startContainer"] {
+        let out = hook(&[stage], "this is not even read");
+        assert_eq!(out.status.code(), Some(0), "{stage}");
+    }
+}
+
+#[test]
+fn no_pid_and_not_inside_the_container_means_no_mount() {
+    // A compatible container asking for injection, but a state without a pid, from the
+    // host's namespace: the hook must refuse rather than mount in the host's namespace.
+    let root = mini_root("hook-nopid");
+    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
+    let bundle = bundle_with_config(&root, config);
+    let host = mini_root("hook-nopid-host");
+    let lib = host.join("usr/lib/x86_64-linux-gnu");
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        lib.join("libcuda.so.550.54.14"),
+    )
+    .ok();
+    std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+    let toml = host.parent().unwrap().join("c.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[host]\nroot = {:?}\n[report]\ndir = {:?}\n",
+            host,
+            host.parent().unwrap().join("reports")
+        ),
+    )
+    .unwrap();
+    let state = format!(
+        r#"{{"id":"nopid","status":"creating","bundle":{:?}}}"#,
+        bundle
+    );
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let out = hook(
+        &["createRuntime", "--config", toml.to_str().unwrap()],
+        &state,
+    );
+    assert_error(&out, "no container pid");
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        before
+    );
+}
