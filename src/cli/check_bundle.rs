@@ -13,7 +13,6 @@ use crate::engine::report::{Verdict, evaluate};
 use crate::engine::request::Inject;
 use crate::input::bundle::Bundle;
 use crate::inventory::hostcache::host_cpu_cached;
-use crate::inventory::ldcache_write::{NewEntry, write};
 
 #[derive(Debug, Args)]
 #[command(
@@ -105,17 +104,7 @@ fn emit_cache(plan: &crate::engine::plan::Plan, path: &std::path::Path) -> Resul
         );
         return Ok(());
     };
-    let entries: Vec<NewEntry> = cache
-        .entries
-        .iter()
-        .map(|e| NewEntry {
-            soname: e.soname.clone(),
-            path: e.path.clone(),
-            flags: e.flags,
-            hwcaps: e.hwcaps.clone(),
-        })
-        .collect();
-    let bytes = write(&entries).map_err(|e| CliError::Target {
+    let bytes = cache.bytes().map_err(|e| CliError::Target {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;

@@ -21,7 +21,6 @@ use crate::engine::request::Inject;
 use crate::input::bundle::Bundle;
 use crate::input::state::HookState;
 use crate::inventory::hostcache::host_cpu_cached;
-use crate::inventory::ldcache_write::{NewEntry, write};
 
 /// Stages at which the container's rootfs is mounted but not yet pivoted into.
 const ACTING_STAGES: &[&str] = &["prestart", "createRuntime", "createContainer"];
@@ -194,18 +193,10 @@ fn write_cache(
     id: &str,
     cache: &crate::engine::plan::LdCachePlan,
 ) -> Result<PathBuf, CliError> {
-    let entries: Vec<NewEntry> = cache
-        .entries
-        .iter()
-        .map(|e| NewEntry {
-            soname: e.soname.clone(),
-            path: e.path.clone(),
-            flags: e.flags,
-            hwcaps: e.hwcaps.clone(),
-        })
-        .collect();
     let path = dir.join(format!("{id}.ld.so.cache"));
-    let bytes = write(&entries).map_err(|e| action_error(format!("{}: {e}", path.display())))?;
+    let bytes = cache
+        .bytes()
+        .map_err(|e| action_error(format!("{}: {e}", path.display())))?;
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&path, bytes))
         .map_err(|e| action_error(format!("{}: {e}", path.display())))?;

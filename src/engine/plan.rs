@@ -151,6 +151,23 @@ pub struct LdCachePlan {
     pub entries: Vec<CacheLine>,
 }
 
+impl LdCachePlan {
+    /// The cache file's bytes, in the format glibc's loader reads.
+    pub fn bytes(&self) -> Result<Vec<u8>, crate::inventory::ldcache_write::WriteError> {
+        let entries: Vec<crate::inventory::ldcache_write::NewEntry> = self
+            .entries
+            .iter()
+            .map(|e| crate::inventory::ldcache_write::NewEntry {
+                soname: e.soname.clone(),
+                path: e.path.clone(),
+                flags: e.flags,
+                hwcaps: e.hwcaps.clone(),
+            })
+            .collect();
+        crate::inventory::ldcache_write::write(&entries)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
 pub struct Plan {
     /// containerspec's directory inside the container, null when nothing goes there.

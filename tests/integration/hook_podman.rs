@@ -7,29 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::util::{cached_rootfs, dpkg_version, is_root, scratch, upstream_version};
+use crate::util::{
+    cached_rootfs, hook_prerequisites, host_mpich, mountinfo, reports_mpich, scratch,
+};
 
 const PROGRAM: &str = "/opt/containerspec-test/mpi-version";
-
-fn prerequisites() -> bool {
-    if !is_root() {
-        eprintln!("skipping: needs root (podman, mount namespaces)");
-        return false;
-    }
-    for tool in ["podman", "runc"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("skipping: {tool} is not installed (tests/rigs/setup.sh installs it)");
-            return false;
-        }
-    }
-    if dpkg_version(Path::new("/"), "libmpich12").is_none() {
-        eprintln!(
-            "skipping: this machine is not an MPICH host (tests/rigs/setup.sh installs mpich)"
-        );
-        return false;
-    }
-    true
-}
 
 /// A hooks.d directory with the project's gated hook file, pointing at this build.
 fn hooks_dir(dir: &Path) -> PathBuf {
@@ -99,27 +81,13 @@ fn podman_runs(
     (dir, results)
 }
 
-fn mountinfo() -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
-}
-
 fn reports_host_mpich(output: &str) -> bool {
-    let version = upstream_version(&dpkg_version(Path::new("/"), "libmpich12").unwrap());
-    output.lines().any(|l| {
-        l.strip_prefix("MPICH Version:")
-            .is_some_and(|v| v.trim() == version)
-    })
+    reports_mpich(output, &host_mpich())
 }
 
 #[test]
 fn injection_with_and_without_a_read_only_rootfs() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["podman", "runc"]) {
         return;
     }
     let Some(trixie) = cached_rootfs("trixie-mpich") else {
@@ -143,7 +111,7 @@ fn injection_with_and_without_a_read_only_rootfs() {
 
 #[test]
 fn rejection_is_in_podmans_error() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["podman", "runc"]) {
         return;
     }
     let Some(bullseye) = cached_rootfs("bullseye-mpich") else {
@@ -163,7 +131,7 @@ fn rejection_is_in_podmans_error() {
 
 #[test]
 fn twenty_containers_at_once() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["podman", "runc"]) {
         return;
     }
     let Some(trixie) = cached_rootfs("trixie-mpich") else {

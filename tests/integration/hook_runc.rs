@@ -11,7 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::util::{cached_rootfs, dpkg_version, is_root, scratch, upstream_version};
+use crate::util::{
+    cached_rootfs, dpkg_version, hook_prerequisites, host_mpich, mountinfo, reports_mpich, scratch,
+    upstream_version,
+};
 
 const PROGRAM: &str = "/opt/containerspec-test/mpi-version";
 
@@ -85,42 +88,6 @@ impl Case {
     }
 }
 
-fn prerequisites() -> bool {
-    if !is_root() {
-        eprintln!("skipping: needs root (runc, mount namespaces)");
-        return false;
-    }
-    if Command::new("runc").arg("--version").output().is_err() {
-        eprintln!("skipping: runc is not installed (tests/rigs/setup.sh installs it)");
-        return false;
-    }
-    if dpkg_version(Path::new("/"), "libmpich12").is_none() {
-        eprintln!(
-            "skipping: this machine is not an MPICH host (tests/rigs/setup.sh installs mpich)"
-        );
-        return false;
-    }
-    true
-}
-
-fn mountinfo() -> Vec<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.sort();
-    lines
-}
-
-fn host_mpich() -> String {
-    upstream_version(&dpkg_version(Path::new("/"), "libmpich12").unwrap())
-}
-
-fn reports_mpich(out: &Output, version: &str) -> bool {
-    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-        l.strip_prefix("MPICH Version:")
-            .is_some_and(|v| v.trim() == version)
-    })
-}
-
 fn show(out: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -132,7 +99,7 @@ fn show(out: &Output) -> String {
 
 #[test]
 fn injection_at_create_runtime_and_create_container() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["runc"]) {
         return;
     }
     let Some(trixie) = cached_rootfs("trixie-mpich") else {
@@ -144,7 +111,8 @@ fn injection_at_create_runtime_and_create_container() {
         case.stage = stage;
         let out = case.run(&trixie, "");
         assert!(
-            out.status.success() && reports_mpich(&out, &host_mpich()),
+            out.status.success()
+                && reports_mpich(&String::from_utf8_lossy(&out.stdout), &host_mpich()),
             "{stage}: the container should report the host's MPICH {}:\n{}",
             host_mpich(),
             show(&out)
@@ -170,7 +138,7 @@ fn injection_at_create_runtime_and_create_container() {
 
 #[test]
 fn a_host_root_from_the_config_file() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["runc"]) {
         return;
     }
     let (Some(trixie), Some(bullseye)) = (
@@ -184,7 +152,7 @@ fn a_host_root_from_the_config_file() {
     let out = case.run(&trixie, "");
     let version = upstream_version(&dpkg_version(&bullseye, "libmpich12").unwrap());
     assert!(
-        out.status.success() && reports_mpich(&out, &version),
+        out.status.success() && reports_mpich(&String::from_utf8_lossy(&out.stdout), &version),
         "{}",
         show(&out)
     );
@@ -192,7 +160,7 @@ fn a_host_root_from_the_config_file() {
 
 #[test]
 fn rejection_shows_the_diagnosis_and_writes_the_report() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["runc"]) {
         return;
     }
     let Some(bullseye) = cached_rootfs("bullseye-mpich") else {
@@ -229,7 +197,7 @@ fn rejection_shows_the_diagnosis_and_writes_the_report() {
 
 #[test]
 fn library_symlinks_to_host_paths_stay_inside_the_rootfs() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["runc"]) {
         return;
     }
     let Some(trixie) = cached_rootfs("trixie-mpich") else {
@@ -264,7 +232,7 @@ fn library_symlinks_to_host_paths_stay_inside_the_rootfs() {
     );
     let out = case.run(&trixie, &setup);
     assert!(
-        out.status.success() && reports_mpich(&out, &host_mpich()),
+        out.status.success() && reports_mpich(&String::from_utf8_lossy(&out.stdout), &host_mpich()),
         "{}",
         show(&out)
     );
@@ -281,7 +249,7 @@ fn library_symlinks_to_host_paths_stay_inside_the_rootfs() {
 
 #[test]
 fn the_containers_ld_preload_does_not_touch_the_hook() {
-    if !prerequisites() {
+    if !hook_prerequisites(&["runc"]) {
         return;
     }
     let Some(trixie) = cached_rootfs("trixie-mpich") else {
@@ -292,7 +260,7 @@ fn the_containers_ld_preload_does_not_touch_the_hook() {
     case.env.push("LD_LIBRARY_PATH=/nonexistent".into());
     let out = case.run(&trixie, "");
     assert!(
-        out.status.success() && reports_mpich(&out, &host_mpich()),
+        out.status.success() && reports_mpich(&String::from_utf8_lossy(&out.stdout), &host_mpich()),
         "{}",
         show(&out)
     );

@@ -139,6 +139,53 @@ pub fn upstream_version(debian: &str) -> String {
     real.split(['+', '~']).next().unwrap_or(real).to_string()
 }
 
+/// The prerequisites of the hook tests: root, the named tools, and this machine being an
+/// MPICH host. Says what is missing and returns false when one is.
+pub fn hook_prerequisites(tools: &[&str]) -> bool {
+    if !is_root() {
+        eprintln!(
+            "skipping: needs root ({}, mount namespaces)",
+            tools.join(", ")
+        );
+        return false;
+    }
+    for tool in tools {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipping: {tool} is not installed (tests/rigs/setup.sh installs it)");
+            return false;
+        }
+    }
+    if dpkg_version(Path::new("/"), "libmpich12").is_none() {
+        eprintln!(
+            "skipping: this machine is not an MPICH host (tests/rigs/setup.sh installs mpich)"
+        );
+        return false;
+    }
+    true
+}
+
+/// This process's mount table, sorted: compared before and after to show that nothing
+/// was left in the host's mount namespace.
+pub fn mountinfo() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// This machine's MPICH version, from its package database.
+pub fn host_mpich() -> String {
+    upstream_version(&dpkg_version(Path::new("/"), "libmpich12").expect("libmpich12 installed"))
+}
+
+/// True when an MPI program's output (MPI_Get_library_version) names MPICH `version`.
+pub fn reports_mpich(output: &str, version: &str) -> bool {
+    output.lines().any(|l| {
+        l.strip_prefix("MPICH Version:")
+            .is_some_and(|v| v.trim() == version)
+    })
+}
+
 /// Is the test process root (for tests that need it)?
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
