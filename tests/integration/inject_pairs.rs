@@ -301,7 +301,17 @@ fn explain_failure(r: &Run, errors: &[&serde_json::Value], report: &serde_json::
                 !run.status.success(),
                 "{pair}: called an ABI mismatch, but a naive injection ran"
             );
-            format!("naive injection fails ({})", run.status)
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            let first = stderr
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('-'))
+                .unwrap_or_default();
+            format!(
+                "naive injection fails ({}): {}",
+                run.status,
+                first.chars().take(100).collect::<String>()
+            )
         }
         other => format!("rejected for {other}, not run"),
     }
