@@ -387,10 +387,18 @@ fn open_mpi_series(
             .map(|v| v.0.iter().take(2).copied().collect::<Vec<_>>())
     };
     let removed = ["libmpi_cxx.so.40", "libopen-rte.so.40", "libopen-pal.so.40"];
+    // Open MPI's own libraries need each other; they are replaced with the host's. What
+    // counts is the container's other objects that link them.
+    let is_ompi_own = |o: &Lib| {
+        o.soname
+            .as_deref()
+            .is_some_and(|s| s.starts_with("libmpi") || s.starts_with("libopen-"))
+    };
     let users: Vec<(String, String)> = facts
         .container
         .closure
         .iter()
+        .filter(|o| !is_ompi_own(o))
         .flat_map(|o| {
             o.needed
                 .iter()
