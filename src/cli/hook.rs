@@ -29,7 +29,8 @@ const ACTING_STAGES: &[&str] = &["prestart", "createRuntime", "createContainer"]
 #[command(
     after_help = "Register it with the runtime (hooks/ has podman / CRI-O hooks.d files, contrib/ \
 a runc config.json snippet). The state arrives on stdin. Stages prestart, createRuntime and \
-createContainer judge and inject; other stages return at once.\n\n\
+createContainer judge and inject; poststop (or any call whose state says \"stopped\") removes \
+the container's report unless it explains a refusal; other stages return at once.\n\n\
 Where to look when a start is refused: runc prints the hook's stderr in its error; podman shows \
 it in its error message; crun drops it (set the run.oci.hooks.stderr annotation). The same \
 diagnosis is in the log file ([log] file in the config) and in REPORT_DIR/<container id>.json."
@@ -52,11 +53,17 @@ pub struct HookArgs {
 
 pub fn run(args: &HookArgs) -> Result<u8, CliError> {
     let stage = args.stage.as_deref().unwrap_or("createRuntime");
-    if !ACTING_STAGES.contains(&stage) {
+    if !ACTING_STAGES.contains(&stage) && stage != "poststop" {
         return Ok(0);
     }
     let state = HookState::read(std::io::stdin().lock())?;
     let config = Config::load(args.config.as_deref())?;
+    // hooks.d files pass the same arguments to every stage they list: a stopped
+    // container's state says it is the poststop call.
+    if stage == "poststop" || state.status == "stopped" {
+        remove_passed_report(&config.report.dir, &state.id);
+        return Ok(0);
+    }
     let log = Log {
         file: args.log_file.clone().or_else(|| config.log.file.clone()),
         level: args
@@ -201,6 +208,20 @@ fn write_cache(
         .and_then(|()| std::fs::write(&path, bytes))
         .map_err(|e| action_error(format!("{}: {e}", path.display())))?;
     Ok(path)
+}
+
+/// After a container stops, its report goes unless it explains a refusal: a busy node
+/// would otherwise collect one file per container start.
+fn remove_passed_report(dir: &Path, id: &str) {
+    let path = dir.join(format!("{id}.json"));
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    let passed = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .is_ok_and(|r| r["verdict"] == "compatible");
+    if passed {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 fn write_report(dir: &Path, id: &str, report: &Report, log: &Log) {

@@ -55,7 +55,7 @@ fn bad_states_and_bundles() {
 
 #[test]
 fn other_stages_do_nothing() {
-    for stage in ["poststart", "poststop", "startContainer"] {
+    for stage in ["poststart", "startContainer"] {
         let out = hook(&[stage], "this is not even read");
         assert_eq!(out.status.code(), Some(0), "{stage}");
     }
@@ -100,4 +100,32 @@ fn no_pid_and_not_inside_the_container_means_no_mount() {
         std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
         before
     );
+}
+
+#[test]
+fn poststop_removes_reports_of_passed_containers_only() {
+    let dir = crate::util::scratch("poststop");
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("ok.json"), r#"{"verdict":"compatible"}"#).unwrap();
+    std::fs::write(
+        reports.join("refused.json"),
+        r#"{"verdict":"incompatible"}"#,
+    )
+    .unwrap();
+    let toml = dir.join("c.toml");
+    std::fs::write(&toml, format!("[report]\ndir = {:?}\n", reports)).unwrap();
+    let c = toml.to_str().unwrap();
+    for id in ["ok", "refused"] {
+        // As hooks.d calls it: the createRuntime arguments, a stopped container's state.
+        let state = format!(r#"{{"id":"{id}","status":"stopped","bundle":"/nonexistent"}}"#);
+        assert_eq!(
+            hook(&["createRuntime", "--config", c], &state)
+                .status
+                .code(),
+            Some(0)
+        );
+    }
+    assert!(!reports.join("ok.json").exists());
+    assert!(reports.join("refused.json").exists());
 }
