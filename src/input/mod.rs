@@ -2,4 +2,5 @@
 
 pub mod bundle;
 pub mod rootfs;
+pub mod sif;
 pub mod state;

@@ -19,3 +19,4 @@ mod ldcache;
 mod ldcache_write;
 mod real_rootfs;
 mod rootfs;
+mod sif;
