@@ -41,6 +41,14 @@ impl Case {
         self.dir.join("reports")
     }
 
+    /// The hook's JSON report for this test's container.
+    fn report(&self) -> serde_json::Value {
+        let path = self
+            .report_dir()
+            .join(format!("hooktest-{}.json", std::process::id()));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
     /// Writes the bundle and runs the container; `prepare` may change the overlay's
     /// upper directory (the image) before runc starts.
     fn run(&self, rootfs: &Path, upper_setup: &str) -> Output {
@@ -124,14 +132,7 @@ fn injection_at_create_runtime_and_create_container() {
         );
         let log = std::fs::read_to_string(case.dir.join("hook.log")).unwrap();
         assert!(log.contains("injected:"), "{log}");
-        let report: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(
-                case.report_dir()
-                    .join(format!("hooktest-{}.json", std::process::id())),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let report: serde_json::Value = case.report();
         assert_eq!(report["verdict"], "compatible");
     }
 }
@@ -181,14 +182,7 @@ fn rejection_shows_the_diagnosis_and_writes_the_report() {
         "{stderr}"
     );
     assert_eq!(mountinfo(), before);
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            case.report_dir()
-                .join(format!("hooktest-{}.json", std::process::id())),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let report: serde_json::Value = case.report();
     assert_eq!(report["verdict"], "incompatible");
     assert_eq!(report["findings"][0]["code"], "glibc-too-old");
     let log = std::fs::read_to_string(case.dir.join("hook.log")).unwrap();
