@@ -14,7 +14,7 @@ use crate::input::bundle::Bundle;
 use crate::input::rootfs::{EntryKind, RootError, RootFs};
 use crate::inventory::cpu::{HostCpu, target_as_host};
 use crate::inventory::elf::{ElfClass, dynamic_symbols};
-use crate::inventory::gather::{Request, gather, gather_with_closure};
+use crate::inventory::gather::{Gathered, Request, gather_with_closure};
 use crate::inventory::loader::{Closure, FoundVia, Loader};
 use crate::inventory::model::{Inventory, MpiInstall};
 use crate::inventory::mpi;
@@ -60,16 +60,17 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
 
 fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareError> {
     let root = RootFs::open(inputs.host_root).map_err(PrepareError::HostRoot)?;
-    let mut inventory = gather(
-        &root,
-        &Request {
-            hwcaps: hwcaps.to_vec(),
-            ..Default::default()
-        },
-    );
+    let request = Request {
+        hwcaps: hwcaps.to_vec(),
+        ..Default::default()
+    };
+    let Gathered {
+        mut inventory,
+        loader,
+        ..
+    } = gather_with_closure(&root, &request);
     inventory.cpu = Some(inputs.cpu.clone());
     let target = host_target(inputs)?;
-    let loader = Loader::new(&root, None, hwcaps.to_vec());
     let mpi = if inputs.inject.mpi {
         host_mpi(inputs, &root, &loader, &inventory)?
     } else {
@@ -577,13 +578,14 @@ fn container_facts(inputs: &Inputs, host: &HostFacts, hwcaps: &[String]) -> Cont
         all: false,
         hwcaps: hwcaps.to_vec(),
     };
-    let gathered = gather_with_closure(root, &request);
-    let loader = Loader::new(
-        root,
-        bundle.process.env_var("LD_LIBRARY_PATH"),
-        hwcaps.to_vec(),
-    );
-    let closure = gathered.closure.unwrap_or_default();
+    // The loader that resolved the entrypoint: the same LD_LIBRARY_PATH, cache and
+    // objects already parsed.
+    let Gathered {
+        inventory,
+        closure,
+        loader,
+    } = gather_with_closure(root, &request);
+    let closure = closure.unwrap_or_default();
     let mut facts = ContainerFacts {
         static_entrypoint: closure.objects.first().is_some_and(|o| o.info.is_static),
         closure: closure.objects.iter().map(|o| lib_of(root, o)).collect(),
@@ -595,11 +597,11 @@ fn container_facts(inputs: &Inputs, host: &HostFacts, hwcaps: &[String]) -> Cont
         cuda_forward_compat: has_forward_compat(root),
         ..Default::default()
     };
-    mpi_side(root, &closure, &gathered.inventory, &mut facts);
-    let machine = facts_machine(&gathered.inventory);
+    mpi_side(root, &closure, &inventory, &mut facts);
+    let machine = facts_machine(&inventory);
     providers(&loader, host, machine, &mut facts);
     search_dir_hits(root, host, &mut facts);
-    facts.inventory = Some(gathered.inventory);
+    facts.inventory = Some(inventory);
     facts
 }
 
@@ -715,7 +717,7 @@ fn providers(loader: &Loader, host: &HostFacts, machine: u16, facts: &mut Contai
                 .ld_library_path_hits
                 .insert(soname.clone(), found.path.clone());
         }
-        if let Ok(obj) = Object::load(loader.root(), &found.path) {
+        if let Ok(obj) = loader.load(&found.path) {
             facts.providers.insert(soname, lib_of(loader.root(), &obj));
         }
     }

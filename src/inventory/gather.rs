@@ -133,18 +133,20 @@ fn glibc_needed(obj: &Object) -> Option<Version> {
         .max()
 }
 
-/// An inventory with the entrypoint's loaded objects, for checks that need more of each
-/// ELF file than the inventory keeps.
-pub struct Gathered {
+/// An inventory with the entrypoint's loaded objects and the loader that found them,
+/// for checks that need more of each ELF file than the inventory keeps (and should not
+/// parse the loader cache or the objects again).
+pub struct Gathered<'r> {
     pub inventory: Inventory,
     pub closure: Option<Closure>,
+    pub loader: Loader<'r>,
 }
 
 pub fn gather(root: &RootFs, req: &Request) -> Inventory {
     gather_with_closure(root, req).inventory
 }
 
-pub fn gather_with_closure(root: &RootFs, req: &Request) -> Gathered {
+pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> {
     let ld_library_path = req.process.and_then(|p| p.env_var("LD_LIBRARY_PATH"));
     let loader = Loader::new(root, ld_library_path, req.hwcaps.clone());
     let mut examined = Examined::new();
@@ -248,7 +250,11 @@ pub fn gather_with_closure(root: &RootFs, req: &Request) -> Gathered {
         scan,
         findings: examined.findings,
     };
-    Gathered { inventory, closure }
+    Gathered {
+        inventory,
+        closure,
+        loader,
+    }
 }
 
 fn loader_findings(loader: &Loader, examined: &mut Examined) {
