@@ -677,7 +677,7 @@ fn imports(closure: &Closure, mpi: &MpiLib) -> Vec<Import> {
         {
             continue;
         }
-        for sym in dynamic_symbols(obj.bytes()).unwrap_or_default() {
+        for sym in dynamic_symbols(&obj.bytes()).unwrap_or_default() {
             if !sym.defined && mpi.defined_symbols.contains(&sym.name) {
                 out.push(Import {
                     object: obj.path.clone(),
@@ -793,7 +793,7 @@ fn has_forward_compat(root: &RootFs) -> bool {
 // ---------------------------------------------------------------------------------------
 
 fn mpi_lib(root: &RootFs, obj: &Object, install: Option<MpiInstall>) -> MpiLib {
-    let defined_symbols = dynamic_symbols(obj.bytes())
+    let defined_symbols = dynamic_symbols(&obj.bytes())
         .unwrap_or_default()
         .into_iter()
         .filter(|s| s.defined)

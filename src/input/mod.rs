@@ -1,6 +1,8 @@
-//! Inputs: a root directory opened so that no lookup leaves it, and OCI bundles.
+//! Inputs: a root (a directory, or a squashfs inside an image file) opened so that no
+//! lookup leaves it, OCI bundles and hook state, and Apptainer's SIF images.
 
 pub mod bundle;
 pub mod rootfs;
 pub mod sif;
+pub mod squashfs;
 pub mod state;

@@ -322,6 +322,112 @@ pub fn section_bytes<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
     file_slice(bytes, section.sh_offset, section.sh_size)
 }
 
+/// The file ranges `(offset, length)` that [`ElfInfo::parse`] and [`dynamic_symbols`]
+/// read beyond the first bytes: the program and section header tables, the interpreter,
+/// dynamic and note segments, and the symbol, string, version and hash tables. For a
+/// file read piece by piece (from inside an image): fetch these, then ask again, since
+/// each answer can only name what the bytes fetched so far point at. Three rounds reach
+/// a fixed point: headers, then the tables they locate, then (without section headers)
+/// the tables the dynamic segment locates. Code, relocations and data are never named.
+pub fn metadata_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
+    let mut ranges = vec![(0, 64)];
+    let Ok(image) = Image::open(bytes) else {
+        return ranges;
+    };
+    let header = &image.header;
+    ranges.push((
+        header.e_phoff,
+        u64::from(header.e_phnum).saturating_mul(u64::from(header.e_phentsize)),
+    ));
+    if header.e_shoff != 0 {
+        let count = if header.e_shnum == 0 {
+            1
+        } else {
+            header.e_shnum
+        };
+        ranges.push((
+            header.e_shoff,
+            u64::from(count).saturating_mul(u64::from(header.e_shentsize)),
+        ));
+    }
+    for ph in &image.phdrs {
+        if matches!(
+            ph.p_type,
+            program_header::PT_INTERP
+                | program_header::PT_DYNAMIC
+                | program_header::PT_NOTE
+                | program_header::PT_GNU_PROPERTY
+        ) {
+            ranges.push((ph.p_offset, ph.p_filesz));
+        }
+    }
+    let sections = image.section_headers().unwrap_or_default();
+    let mut tables = 0;
+    for s in &sections {
+        if matches!(
+            s.sh_type,
+            section_header::SHT_DYNSYM
+                | section_header::SHT_STRTAB
+                | section_header::SHT_SYMTAB
+                | section_header::SHT_SYMTAB_SHNDX
+                | section_header::SHT_DYNAMIC
+                | section_header::SHT_NOTE
+                | section_header::SHT_HASH
+                | section_header::SHT_GNU_HASH
+                | section_header::SHT_GNU_VERSYM
+                | section_header::SHT_GNU_VERDEF
+                | section_header::SHT_GNU_VERNEED
+        ) {
+            ranges.push((s.sh_offset, s.sh_size));
+            tables += 1;
+        }
+    }
+    if tables == 0 {
+        // No section headers to size the tables: from each table the dynamic segment
+        // names to the end of its segment's file image.
+        if let Ok(Some(table)) = image.dynamic() {
+            for tag in [
+                dynamic::DT_STRTAB,
+                dynamic::DT_SYMTAB,
+                dynamic::DT_VERSYM,
+                dynamic::DT_VERDEF,
+                dynamic::DT_VERNEED,
+                dynamic::DT_GNU_HASH,
+                dynamic::DT_HASH,
+            ] {
+                if let Some((offset, data)) =
+                    table.tag(tag).and_then(|addr| image.vaddr_to_file(addr))
+                {
+                    ranges.push((offset as u64, data.len() as u64));
+                }
+            }
+        }
+    }
+    ranges
+}
+
+/// Where a named section's bytes are in the file: `(offset, length)`, as
+/// [`section_bytes`] would return them.
+pub fn section_range(bytes: &[u8], name: &str) -> Option<(u64, u64)> {
+    let image = Image::open(bytes).ok()?;
+    let sections = image.section_headers().ok()?;
+    let names = image.section_names(&sections)?;
+    let section = sections
+        .iter()
+        .find(|s| name_matches(names, s.sh_name as u64, name))?;
+    (section.sh_type != section_header::SHT_NOBITS).then_some((section.sh_offset, section.sh_size))
+}
+
+/// Where the bytes [`read_symbol_string`] would read for `symbol` are in the file.
+pub fn symbol_range(bytes: &[u8], symbol: &str) -> Option<(u64, u64)> {
+    let image = Image::open(bytes).ok()?;
+    let sections = image.section_headers().unwrap_or_default();
+    let sym = image.find_defined_symbol(&sections, symbol)?;
+    let data = image.symbol_bytes(&sections, &sym)?;
+    let start = (data.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+    Some((start as u64, data.len().min(MAX_SYMBOL_STRING) as u64))
+}
+
 fn printable(text: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(text).ok().filter(|t| !t.is_empty())?;
     let ok = text

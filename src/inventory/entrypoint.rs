@@ -134,9 +134,9 @@ fn follow_shebang(
 }
 
 fn shebang(loader: &Loader, path: &str) -> Option<String> {
-    let (file, _) = loader.root().open_file(path).ok()?;
+    let file = loader.root().open_file(path).ok()?;
     let mut head = [0u8; MAX_SHEBANG as usize];
-    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).ok()?;
+    let n = file.read_at(&mut head, 0).ok()?;
     let head = head.get(..n)?;
     let rest = head.strip_prefix(b"#!")?;
     let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());

@@ -12,7 +12,7 @@ use super::object::{Object, ObjectError};
 use super::version::Version;
 use super::{entrypoint, gpu, libc, microarch, mpi, osrelease};
 use crate::input::bundle::ProcessSpec;
-use crate::input::rootfs::RootFs;
+use crate::input::rootfs::{RootFile, RootFs};
 
 /// Directories never worth scanning: kernel interfaces a rootfs may have mounted.
 const SKIP_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
@@ -87,7 +87,9 @@ impl Examined {
     fn error(&mut self, e: &ObjectError) {
         let (code, path) = match e {
             ObjectError::Root(r) => ("unreadable-file", root_error_path(r)),
-            ObjectError::Map { path, .. } => ("unreadable-file", path.clone()),
+            ObjectError::Map { path, .. } | ObjectError::Read { path, .. } => {
+                ("unreadable-file", path.clone())
+            }
             ObjectError::NotElf { path } => ("not-elf", path.clone()),
             ObjectError::Elf { path, .. } => ("malformed-elf", path.clone()),
         };
@@ -197,6 +199,8 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
     };
     if req.all {
         scan = scan_all(root, &mut examined);
+        // Directory order is the filesystem's; the report's is the same on any of them.
+        examined.objects.sort_by(|a, b| a.path.cmp(&b.path));
     } else {
         scan.files = examined.objects.len();
         scan.elf_files = examined.objects.len();
@@ -408,7 +412,7 @@ fn scan_all(root: &RootFs, examined: &mut Examined) -> ScanSummary {
         files: 0,
         elf_files: 0,
     };
-    let mut visit = |path: &str, file: Result<std::fs::File, crate::input::rootfs::RootError>| {
+    let mut visit = |path: &str, file: Result<RootFile, crate::input::rootfs::RootError>| {
         summary.files += 1;
         let file = match file {
             Ok(f) => f,
@@ -418,7 +422,7 @@ fn scan_all(root: &RootFs, examined: &mut Examined) -> ScanSummary {
             return;
         }
         summary.elf_files += 1;
-        match Object::from_file(path, &file) {
+        match Object::from_file(path, file) {
             Ok(obj) => examined.add_real(&obj, path.to_string()),
             Err(e) => examined.error(&e),
         }
@@ -429,7 +433,7 @@ fn scan_all(root: &RootFs, examined: &mut Examined) -> ScanSummary {
     summary
 }
 
-fn has_elf_magic(file: &std::fs::File) -> bool {
+fn has_elf_magic(file: &RootFile) -> bool {
     let mut magic = [0u8; 4];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut magic, 0).is_ok() && &magic == b"\x7fELF"
+    file.read_exact_at(&mut magic, 0).is_ok() && &magic == b"\x7fELF"
 }

@@ -74,7 +74,7 @@ fn glibc(ld: Object, libc_object: Object) -> LibcFound {
             .map(String::as_str),
         "GLIBC_",
     );
-    let release = release_version(libc_object.bytes());
+    let release = release_version(&rodata_or_all(&libc_object));
     let (version, source) = match (&release, &max_node) {
         (Some(v), _) => (Some(v.clone()), Some("release-string".to_string())),
         (None, Some(v)) => (Some(v.to_string()), Some("symbol-versions".to_string())),
@@ -95,6 +95,14 @@ fn glibc(ld: Object, libc_object: Object) -> LibcFound {
     }
 }
 
+/// The object's bytes with `.rodata` (or, without one, the whole file) readable.
+fn rodata_or_all(obj: &Object) -> crate::inventory::object::Bytes<'_> {
+    if !obj.ensure_section(".rodata") {
+        obj.ensure_all();
+    }
+    obj.bytes()
+}
+
 /// glibc's banner: "GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36."
 fn release_version(bytes: &[u8]) -> Option<String> {
     let rodata = section_bytes(bytes, ".rodata").unwrap_or(bytes);
@@ -109,7 +117,7 @@ fn release_version(bytes: &[u8]) -> Option<String> {
 }
 
 fn musl(ld: Object) -> LibcFound {
-    let version = musl_version(ld.bytes());
+    let version = musl_version(&rodata_or_all(&ld));
     let libc = Libc {
         family: LibcFamily::Musl,
         version_source: version.as_ref().map(|_| "version-string".to_string()),

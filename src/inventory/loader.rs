@@ -276,14 +276,12 @@ impl<'r> Loader<'r> {
             return false;
         }
         let file = match self.root.open_file(path) {
-            Ok((file, _)) => file,
+            Ok(file) => file,
             Err(e) if e.is_not_found() => return false,
             Err(e) => return self.skip(path, e.to_string()),
         };
         let mut header = [0u8; 20];
-        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut header, 0).is_err()
-            || &header[..4] != b"\x7fELF"
-        {
+        if file.read_exact_at(&mut header, 0).is_err() || &header[..4] != b"\x7fELF" {
             return self.skip(
                 path,
                 format!("{path}: not an ELF file (the loader skips it)"),

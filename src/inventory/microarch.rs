@@ -28,10 +28,15 @@ pub fn object_signals(obj: &Object) -> Vec<MicroarchSignal> {
             &obj.path,
         ));
     }
-    if let Some(level) = go_amd64_level(obj.bytes()) {
+    // Only these sections are read (fetched first when the object is in an image).
+    for section in [".go.buildinfo", ".GCC.command.line", ".debug_str"] {
+        obj.ensure_section(section);
+    }
+    let bytes = obj.bytes();
+    if let Some(level) = go_amd64_level(&bytes) {
         out.push(signal(format!("x86_64_v{level}"), "go-goamd64", &obj.path));
     }
-    if let Some(target) = gcc_march(obj.bytes()) {
+    if let Some(target) = gcc_march(&bytes) {
         out.push(signal(target, "gcc-march", &obj.path));
     }
     out

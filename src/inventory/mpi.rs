@@ -30,7 +30,7 @@ pub fn is_mpi_soname(soname: &str) -> bool {
 /// Identifies the MPI installation behind `obj`, found at `path` (which may be a symlink
 /// to `obj.path`'s canonical file `real_path`).
 pub fn identify(obj: &Object, soname: &str, real_path: &str) -> MpiInstall {
-    let symbols = dynamic_symbols(obj.bytes()).unwrap_or_default();
+    let symbols = dynamic_symbols(&obj.bytes()).unwrap_or_default();
     let defined = |name: &str| symbols.iter().any(|s| s.defined && s.name == name);
     let abi = abi_family(soname, &symbols, &defined);
     let implementation = implementation(abi, soname, &symbols);
@@ -100,14 +100,20 @@ type VersionFacts = (Option<String>, Option<String>, Option<String>);
 /// MPICH 3.x/4.0 export `MPII_Version_string` and `MPII_Version_device`; older ones
 /// `MPIR_Version_*`; 4.2 keeps the same block unexported in `.rodata`.
 fn mpich_version(obj: &Object) -> VersionFacts {
-    let bytes = obj.bytes();
     for prefix in ["MPII_Version_", "MPIR_Version_"] {
-        if let Some(v) = read_symbol_string(bytes, &format!("{prefix}string")) {
-            let device = read_symbol_string(bytes, &format!("{prefix}device"));
+        let (string, device) = (format!("{prefix}string"), format!("{prefix}device"));
+        if !obj.ensure_symbol(&string) {
+            continue;
+        }
+        obj.ensure_symbol(&device);
+        let bytes = obj.bytes();
+        if let Some(v) = read_symbol_string(&bytes, &string) {
+            let device = read_symbol_string(&bytes, &device);
             return (Some(v), Some("symbol".to_string()), device);
         }
     }
-    match mpich_rodata_block(bytes) {
+    obj.ensure_section(".rodata");
+    match mpich_rodata_block(&obj.bytes()) {
         Some((v, device)) => (Some(v), Some("rodata".to_string()), Some(device)),
         None => (None, None, None),
     }
@@ -138,7 +144,9 @@ fn mpich_rodata_block(bytes: &[u8]) -> Option<(String, String)> {
 
 /// Open MPI keeps "vX.Y.Z" (its OMPI_VERSION with a `v`) in `libmpi`'s `.rodata`.
 fn open_mpi_version(obj: &Object) -> VersionFacts {
-    let rodata = section_bytes(obj.bytes(), ".rodata").unwrap_or_default();
+    obj.ensure_section(".rodata");
+    let bytes = obj.bytes();
+    let rodata = section_bytes(&bytes, ".rodata").unwrap_or_default();
     let mut found: Vec<&str> = c_strings(rodata, 4)
         .filter_map(|s| s.strip_prefix('v'))
         .filter(|s| is_dotted_version(s))

@@ -1,8 +1,5 @@
-//! A root directory (a container's rootfs, or the host's `/`) opened as a confined
-//! namespace of paths: every lookup resolves as the root's own loader would see it.
-//! Absolute symlinks resolve relative to the root, `..` stops at the root, and loops end
-//! in an error. Nothing here ever follows a symlink out of the root, so an image cannot
-//! make containerspec read or open a host file.
+//! The host-directory backend of [`super::RootFs`]: a directory on this machine (an
+//! unpacked rootfs, a sandbox, the host's `/`), resolved so that no lookup leaves it.
 //!
 //! The kernel does the confinement where it can (`openat2` with `RESOLVE_IN_ROOT`); where
 //! it cannot (old kernels, seccomp filters), a user-space walk opens each component with
@@ -20,48 +17,10 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
-/// The loader gives up after 40 symlinks in one lookup; so do we.
-const MAX_SYMLINKS: usize = 40;
-/// Text files (config, os-release, labels) larger than this are refused rather than read.
-pub const MAX_TEXT_FILE: u64 = 16 << 20;
+use super::{EntryKind, MAX_SYMLINKS, PathProblem, RootError, components};
 
 /// Set once `openat2` has been seen to be unavailable, so later lookups skip it.
 static OPENAT2_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
-
-#[derive(Debug, thiserror::Error)]
-pub enum RootError {
-    #[error("{root}: cannot open root: {source}")]
-    OpenRoot {
-        root: String,
-        source: std::io::Error,
-    },
-    #[error("{root}: not a directory")]
-    RootNotADirectory { root: String },
-    #[error("{path} (in {root}): {reason}")]
-    Path {
-        root: String,
-        path: String,
-        reason: PathProblem,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PathProblem {
-    #[error("no such file or directory")]
-    NotFound,
-    #[error("too many levels of symbolic links")]
-    Loop,
-    #[error("a path component is not a directory")]
-    NotADirectory,
-    #[error("not a regular file")]
-    NotARegularFile,
-    #[error("permission denied")]
-    PermissionDenied,
-    #[error("file too large ({size} bytes, limit {limit})")]
-    TooLarge { size: u64, limit: u64 },
-    #[error("{0}")]
-    Io(std::io::Error),
-}
 
 impl PathProblem {
     fn from_errno(errno: Errno) -> Self {
@@ -75,29 +34,7 @@ impl PathProblem {
     }
 }
 
-impl RootError {
-    /// True when the path simply does not exist (the common, expected miss in searches).
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            RootError::Path {
-                reason: PathProblem::NotFound,
-                ..
-            }
-        )
-    }
-}
-
-/// What kind of directory entry a walk reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-pub struct RootFs {
+pub(super) struct DirRoot {
     path: PathBuf,
     display: String,
     dir: OwnedFd,
@@ -107,15 +44,15 @@ pub struct RootFs {
     root_prefix: Option<String>,
 }
 
-impl std::fmt::Debug for RootFs {
+impl std::fmt::Debug for DirRoot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootFs").field("path", &self.path).finish()
+        f.debug_struct("DirRoot").field("path", &self.path).finish()
     }
 }
 
-impl RootFs {
+impl DirRoot {
     /// Opens `path` as a root. The path itself is the caller's (trusted) choice.
-    pub fn open(path: impl AsRef<Path>) -> Result<RootFs, RootError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<DirRoot, RootError> {
         let path = path.as_ref().to_path_buf();
         let display = path.display().to_string();
         let dir = open_host_dir(&path).map_err(|errno| match errno {
@@ -129,7 +66,7 @@ impl RootFs {
         })?;
         let use_openat2 = !OPENAT2_UNAVAILABLE.load(Ordering::Relaxed);
         let root_prefix = fd_path(dir.as_fd());
-        Ok(RootFs {
+        Ok(DirRoot {
             path,
             display,
             dir,
@@ -138,11 +75,10 @@ impl RootFs {
         })
     }
 
-    /// Like [`RootFs::open`], but always resolves in user space (tests exercise both).
-    pub fn open_without_openat2(path: impl AsRef<Path>) -> Result<RootFs, RootError> {
-        let mut root = RootFs::open(path)?;
-        root.use_openat2 = false;
-        Ok(root)
+    /// Turns the kernel's resolution off: every lookup walks in user space.
+    pub fn without_openat2(mut self) -> DirRoot {
+        self.use_openat2 = false;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -186,17 +122,6 @@ impl RootFs {
             .read_to_end(&mut bytes)
             .map_err(|e| self.error(path, PathProblem::Io(e)))?;
         Ok(bytes)
-    }
-
-    /// Reads a text file (lossily decoded), refusing files above [`MAX_TEXT_FILE`].
-    pub fn read_text(&self, path: &str) -> Result<String, RootError> {
-        let bytes = self.read_limited(path, MAX_TEXT_FILE)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    /// True when `path` resolves (inside the root) to a regular file.
-    pub fn is_file(&self, path: &str) -> bool {
-        self.kind(path) == Some(EntryKind::File)
     }
 
     /// The kind of what `path` resolves to, following symlinks inside the root.
@@ -446,13 +371,6 @@ fn open_path_nofollow(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno>
         OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-}
-
-/// The components of a path, without empty and `.` parts (`..` is kept for the walk).
-fn components(path: &str) -> impl Iterator<Item = String> + '_ {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
 }
 
 /// `openat2` wants a path relative to the root descriptor; "/" becomes ".".
