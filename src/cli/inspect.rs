@@ -1,5 +1,6 @@
-//! `containerspec inspect TARGET`: a container's inventory, from a rootfs directory or
-//! an OCI bundle (a directory with `config.json`, whose process and annotations count).
+//! `containerspec inspect TARGET`: a container's inventory, from a rootfs directory, an
+//! OCI bundle (a directory with `config.json`, whose process and annotations count), or
+//! an Apptainer image file (SIF or squashfs, read in place; its labels count).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,8 @@ use clap::Args;
 
 use super::{CliError, print_json, render};
 use crate::input::bundle::{Bundle, is_bundle};
+use crate::input::image::{Image, ImageError};
+use crate::input::rootfs::RootError;
 use crate::input::rootfs::RootFs;
 use crate::inventory::gather::{Request, gather};
 use crate::inventory::hostcache::host_cpu_cached;
@@ -18,7 +21,8 @@ use crate::inventory::hostcache::host_cpu_cached;
 and every MPI and GPU library the container's loader can see. --all reads every ELF file."
 )]
 pub struct InspectArgs {
-    /// A rootfs directory, or an OCI bundle directory (with config.json)
+    /// A rootfs directory, an OCI bundle directory (with config.json), or an Apptainer
+    /// SIF or squashfs image file
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
     /// Print the inventory as JSON (schema: README, "JSON schema")
@@ -39,15 +43,31 @@ pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
             e.to_string()
         },
     })?;
-    if !meta.is_dir() {
-        return Err(CliError::Target {
-            path: target.display().to_string(),
-            message: "not a directory (expected a rootfs or an OCI bundle)".into(),
-        });
-    }
     // The container will run on this CPU: its loader searches these hwcaps directories.
     let hwcaps = host_cpu_cached(true).hwcaps();
-    let inventory = if is_bundle(target) {
+    let inventory = if !meta.is_dir() {
+        // An image file: its filesystem read like a rootfs directory, and its labels.
+        let image = Image::open(target).map_err(|e| match e {
+            ImageError::Unknown { path } => CliError::Target {
+                path,
+                message: "not a directory, SIF or squashfs image (expected a rootfs, an OCI \
+                          bundle or an Apptainer image)"
+                    .into(),
+            },
+            other => other.into(),
+        })?;
+        let request = Request {
+            annotations: Some(&image.labels),
+            all: args.all,
+            hwcaps,
+            ..Default::default()
+        };
+        let inventory = gather(&image.root, &request);
+        if let Some(damage) = image.root.damage() {
+            return Err(CliError::Root(RootError::Damaged { message: damage }));
+        }
+        inventory
+    } else if is_bundle(target) {
         let bundle = Bundle::load(target)?;
         let request = Request {
             process: Some(&bundle.process),

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, and the shared rendering of inventories.
 
+mod apptainer;
 mod check_bundle;
 mod hook;
 mod host;
@@ -8,6 +9,7 @@ mod render;
 
 use clap::{Parser, Subcommand};
 
+pub use apptainer::ApptainerArgs;
 pub use check_bundle::CheckBundleArgs;
 pub use hook::HookArgs;
 pub use host::HostArgs;
@@ -20,6 +22,8 @@ pub enum CliError {
     Root(#[from] crate::input::rootfs::RootError),
     #[error(transparent)]
     Bundle(#[from] crate::input::bundle::BundleError),
+    #[error(transparent)]
+    Image(#[from] crate::input::image::ImageError),
     #[error("{path}: {message}")]
     Target { path: String, message: String },
     #[error("cannot write output: {0}")]
@@ -45,7 +49,8 @@ pub enum CliError {
 runtime with the host's, reading files only: nothing from the image is ever executed.\n\n\
 Exit status: 0 success, 1 a negative verdict, 2 an error in the input or the invocation.",
     after_help = "Examples:\n  containerspec host\n  containerspec host --json | jq .mpi\n  \
-containerspec inspect /var/lib/images/bookworm-mpich\n  containerspec inspect ./bundle --all --json"
+containerspec inspect /var/lib/images/bookworm-mpich\n  containerspec inspect ./bundle --all --json\n  \
+containerspec check-bundle ./bundle --inject mpi\n  containerspec apptainer exec --inject mpi app.sif ./solver"
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace)
@@ -69,6 +74,11 @@ pub enum Command {
     /// The OCI runtime hook: judge the container being created (state on stdin), refuse
     /// it with a diagnosis or mount the verified host libraries into it
     Hook(HookArgs),
+    /// Apptainer images (SIF, squashfs, sandbox): check one before `apptainer exec`, print
+    /// the binds that inject verified host libraries, or run `apptainer exec` with them
+    Apptainer(ApptainerArgs),
+    /// The same for SingularityCE: binds go to SINGULARITY_BIND, `exec` runs `singularity`
+    Singularity(ApptainerArgs),
 }
 
 impl Cli {
@@ -94,6 +104,12 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Inspect(args) => inspect::run(args),
         Command::CheckBundle(args) => check_bundle::run(args),
         Command::Hook(args) => hook::run(args),
+        Command::Apptainer(args) => {
+            apptainer::run(args, crate::action::apptainer::Flavor::Apptainer)
+        }
+        Command::Singularity(args) => {
+            apptainer::run(args, crate::action::apptainer::Flavor::Singularity)
+        }
     }
 }
 
