@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${CONTAINERSPEC_TEST_CACHE:-/var/cache/containerspec-test}"
-tests/rigs/setup.sh bookworm-mpich
+tests/rigs/setup.sh bookworm-mpich trixie-mpich
 command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 cargo build --release --locked --quiet
 venv="$cache/venv-archspec"
@@ -19,6 +19,20 @@ python3 tests/bench/bench.py \
   --archspec "$venv/bin/archspec" \
   --rootfs "$cache/rootfs/bookworm-mpich" \
   --rounds "${1:-21}"
+
+# Apptainer: `apptainer check` on a SIF read in place against `inspect` of the directory
+# it was built from (root only: the SIF is built by the Apptainer rig).
+if [[ $(id -u) -eq 0 ]]; then
+  echo
+  sif="$(tests/rigs/apptainer.sh sif trixie-mpich)"
+  python3 tests/bench/apptainer.py \
+    --containerspec target/release/containerspec \
+    --sif "$sif" \
+    --rootfs "$cache/rootfs/trixie-mpich" \
+    --rounds "${1:-21}"
+else
+  echo "apptainer benchmark skipped: needs root (tests/rigs/apptainer.sh builds the SIF)"
+fi
 
 # The hook under runc (root only): the hook against /bin/true as the hook.
 if [[ $(id -u) -eq 0 ]] && command -v runc >/dev/null; then

@@ -64,7 +64,7 @@ fn target_that_is_not_a_directory() {
     let file = dir.join("image.tar");
     std::fs::write(&file, "x").unwrap();
     let out = containerspec(&["inspect", file.to_str().unwrap()]);
-    assert_error(&out, "image.tar: not a directory");
+    assert_error(&out, "image.tar: not a directory, SIF or squashfs image");
 }
 
 #[test]

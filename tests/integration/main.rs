@@ -3,6 +3,7 @@
 
 mod util;
 
+mod apptainer;
 mod bad_input;
 mod check_bundle;
 mod config;
@@ -14,6 +15,7 @@ mod hook_input;
 mod hook_podman;
 mod hook_runc;
 mod host;
+mod image_input;
 mod inject_pairs;
 mod ldcache;
 mod ldcache_write;

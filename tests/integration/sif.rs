@@ -39,7 +39,7 @@ fn real_sif_dir() -> PathBuf {
 
 /// One data object for the test writer (the SIF on-disk fields it sets).
 #[derive(Clone)]
-struct Object {
+pub(crate) struct Object {
     data_type: i32,
     id: u32,
     /// As stored: 0xf0000000 | group, or 0 for none.
@@ -63,7 +63,7 @@ impl Object {
         }
     }
 
-    fn partition(id: u32, data: Vec<u8>, fs: i32, part: i32) -> Object {
+    pub(crate) fn partition(id: u32, data: Vec<u8>, fs: i32, part: i32) -> Object {
         let mut o = Object::new(0x4004, id, "rootfs", data);
         o.extra = partition_extra(fs, part, b"02");
         o
@@ -81,9 +81,9 @@ fn partition_extra(fs: i32, part: i32, arch: &[u8; 2]) -> Vec<u8> {
 }
 
 /// A written test image: its bytes and where each object's data went.
-struct Built {
-    bytes: Vec<u8>,
-    placed: Vec<(i64, i64)>,
+pub(crate) struct Built {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) placed: Vec<(i64, i64)>,
 }
 
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
@@ -91,7 +91,7 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
 }
 
 /// Test-only SIF writer: header, 48-slot descriptor table, aligned data objects.
-fn build(objects: &[Object]) -> Built {
+pub(crate) fn build(objects: &[Object]) -> Built {
     let mut bytes = vec![0u8; DATA_OFFSET];
     let mut placed = Vec::new();
     for (slot, o) in objects.iter().enumerate() {
@@ -171,7 +171,7 @@ fn squashfs(dir: &TempDir) -> Option<Vec<u8>> {
 }
 
 /// The objects of a typical Apptainer image: deffile, labels, rootfs, signature.
-fn typical(squash: Vec<u8>) -> Vec<Object> {
+pub(crate) fn typical(squash: Vec<u8>) -> Vec<Object> {
     let mut sig = Object::new(0x4005, 4, "", b"-----BEGIN PGP SIGNATURE-----".to_vec());
     sig.group = 0;
     sig.link = 3;

@@ -34,14 +34,14 @@
 #     directory first and cannot chown to root), and with --fakeroot too ("failed to
 #     Lchown ... for UID 65534": host root is not mapped into its user namespace).
 #   - What works, and what `sif NAME` does: mksquashfs as root (sid's, via `run --as-root`;
-#     ownership, modes and xattrs kept as they are), then wrap it as the user:
+#     ownership, modes and xattrs kept as they are), then `apptainer build` from that
+#     squashfs as the user (it unpacks it, adds /.singularity.d and packs a SIF with every
+#     file owned by root, as an unprivileged build does):
 #       run --as-root --bind ROOTFS:/rootfs:ro --bind WORK:/scratch -- \
 #           mksquashfs /rootfs /scratch/rootfs.sqfs -noappend -no-progress -quiet
-#       run --bind WORK:/scratch -- sh -c 'apptainer sif new /scratch/x.sif &&
-#           apptainer sif add --datatype 4 --parttype 2 --partfs 1 --partarch 2 \
-#           --groupid 1 /scratch/x.sif /scratch/rootfs.sqfs'
-#     (`apptainer build /scratch/x.sif /scratch/rootfs.sqfs` works too, but unpacks and
-#     repacks it with every file owned by root, and takes ~40 s more.)
+#       run --bind WORK:/scratch -- apptainer build /scratch/x.sif /scratch/rootfs.sqfs
+#     (Wrapping the squashfs with `apptainer sif new/add` is ~40 s faster, but gives an
+#     image no `apptainer build` would: no /.singularity.d.)
 #   - A sandbox needs no build: `apptainer exec /rootfs CMD` runs the directory itself.
 #   - Without squashfuse (not in the recipe), `apptainer exec X.sif` extracts the image
 #     to a temporary sandbox first: about 2 s per exec for a 200 MB image.
@@ -64,7 +64,8 @@ test_home=/home/tester
 # Bump the trailing version when the customisation below changes.
 # `mount` (mount/umount) is not essential in sid; it is needed inside the root to detach
 # the host's root after pivot_root.
-recipe="apptainer|sid|amd64|apt|apptainer,squashfs-tools,mount|user:$test_user:$test_uid:$test_gid|v1"
+# `mpich` makes the sid root a host with an MPI installation to inject.
+recipe="apptainer|sid|amd64|apt|apptainer,squashfs-tools,mount,mpich|user:$test_user:$test_uid:$test_gid|v2"
 
 die() { echo "apptainer.sh: $*" >&2; exit 1; }
 
@@ -96,7 +97,7 @@ build_root() {
   rm -rf "$tmp" "$root"
   # sid's Release file in the archive snapshot is expired; the content is what matters.
   if ! mmdebstrap --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
-      --include=apptainer,squashfs-tools,mount sid "$tmp" >"$log" 2>&1; then
+      --include=apptainer,squashfs-tools,mount,mpich sid "$tmp" >"$log" 2>&1; then
     echo "apptainer.sh: mmdebstrap failed, see $log" >&2
     tail -20 "$log" >&2
     exit 1
@@ -213,7 +214,7 @@ sif_cmd() {
   local stamp
   stamp="$(cat "$src/.containerspec-recipe")
 $recipe
-mksquashfs as root + apptainer sif new/add|v1"
+mksquashfs as root + apptainer build|v2"
   if [[ -f "$out" && -f "$out.recipe" ]] && [[ "$(cat "$out.recipe")" == "$stamp" ]]; then
     echo "$out"
     return 0
@@ -225,15 +226,14 @@ mksquashfs as root + apptainer sif new/add|v1"
     echo "$out"
     return 0
   fi
-  echo "apptainer.sh: building $out from $src (about 1 min)" >&2
+  echo "apptainer.sh: building $out from $src (about 1-2 min)" >&2
   local work log="$sifdir/$name.log"
   work="$(mktemp -d "$sifdir/.$name.XXXXXX")"
   chown "$test_uid:$test_gid" "$work"
   if ! "$0" run --as-root --bind "$src:/rootfs:ro" --bind "$work:/scratch" -- \
       mksquashfs /rootfs /scratch/rootfs.sqfs -noappend -no-progress -quiet >"$log" 2>&1 \
-    || ! "$0" run --bind "$work:/scratch" -- sh -c 'apptainer sif new /scratch/image.sif &&
-      apptainer sif add --datatype 4 --parttype 2 --partfs 1 --partarch 2 --groupid 1 \
-        /scratch/image.sif /scratch/rootfs.sqfs' >>"$log" 2>&1; then
+    || ! "$0" run --bind "$work:/scratch" -- \
+      apptainer build /scratch/image.sif /scratch/rootfs.sqfs >>"$log" 2>&1; then
     tail -20 "$log" >&2
     rm -rf "$work"
     die "building the SIF of $name failed, see $log"

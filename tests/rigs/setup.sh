@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (as root) and builds
-# the cached real root filesystems. Safe to re-run: installed packages and built roots
+# the cached real root filesystems, the Apptainer rig and its SIF images. Safe to re-run: installed packages and built roots
 # are kept.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,6 +14,7 @@ packages=(
   runc                # the OCI runtime the hook tests start containers with
   podman              # the container engine the hook tests register the hooks.d file with
   jq                  # merges the hook snippet into config.json in the docs' example
+  squashfs-tools      # mksquashfs: squashfs and SIF fixtures for the image readers
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +32,14 @@ fi
 
 if [[ $(id -u) -eq 0 ]]; then
   "$here/rootfs.sh" "$@" >/dev/null
+  # Real Apptainer (from a Debian sid root) and the SIFs it builds, for the apptainer
+  # tests (a set-up for named roots only, as the benchmark asks for, skips them).
+  if [[ $# -eq 0 ]]; then
+    "$here/apptainer.sh" build >/dev/null
+    for name in trixie-mpich bullseye-mpich; do
+      "$here/apptainer.sh" sif "$name" >/dev/null
+    done
+  fi
 else
   echo "setup.sh: not root: the real-rootfs tests will skip (mmdebstrap needs root here)" >&2
 fi
