@@ -796,6 +796,7 @@ struct CachedBlock {
 struct Codec {
     compression: Compression,
     inflate: Option<flate2::Decompress>,
+    deflate: Option<libdeflater::Decompressor>,
     zstd: Option<ruzstd::decoding::FrameDecoder>,
 }
 
@@ -804,6 +805,7 @@ impl Codec {
         Codec {
             compression,
             inflate: None,
+            deflate: None,
             zstd: None,
         }
     }
@@ -814,19 +816,15 @@ impl Codec {
         let cap = out.len();
         match self.compression {
             Compression::Gzip => {
-                let inflate = self
-                    .inflate
-                    .get_or_insert_with(|| flate2::Decompress::new(true));
-                inflate.reset(true);
-                let status = inflate
-                    .decompress(input, out, flate2::FlushDecompress::Finish)
-                    .map_err(|e| corrupt(format!("gzip data does not decompress: {e}")))?;
-                let n = usize::try_from(inflate.total_out()).unwrap_or(usize::MAX);
-                match status {
-                    flate2::Status::StreamEnd if n <= cap => Ok(n),
-                    _ if n >= cap => Err(too_long(cap)),
-                    _ => Err(corrupt("gzip data ends inside its stream")),
-                }
+                let deflate = self
+                    .deflate
+                    .get_or_insert_with(libdeflater::Decompressor::new);
+                deflate.zlib_decompress(input, out).map_err(|e| match e {
+                    libdeflater::DecompressionError::InsufficientSpace => too_long(cap),
+                    libdeflater::DecompressionError::BadData => {
+                        corrupt("gzip data does not decompress".to_string())
+                    }
+                })
             }
             Compression::Xz => {
                 xz_precheck(input, cap)?;
