@@ -74,7 +74,11 @@ fn glibc(ld: Object, libc_object: Object) -> LibcFound {
             .map(String::as_str),
         "GLIBC_",
     );
-    let release = release_version(&rodata_or_all(&libc_object));
+    let release = if libc_object.find_in_section(".rodata", b"release version ") {
+        release_version(&libc_object.bytes())
+    } else {
+        release_version(&rodata_or_all(&libc_object))
+    };
     let (version, source) = match (&release, &max_node) {
         (Some(v), _) => (Some(v.clone()), Some("release-string".to_string())),
         (None, Some(v)) => (Some(v.to_string()), Some("symbol-versions".to_string())),

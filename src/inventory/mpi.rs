@@ -112,7 +112,7 @@ fn mpich_version(obj: &Object) -> VersionFacts {
             return (Some(v), Some("symbol".to_string()), device);
         }
     }
-    obj.ensure_section(".rodata");
+    obj.find_in_section(".rodata", b"--with-device=");
     match mpich_rodata_block(&obj.bytes()) {
         Some((v, device)) => (Some(v), Some("rodata".to_string()), Some(device)),
         None => (None, None, None),

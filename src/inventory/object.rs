@@ -16,6 +16,12 @@ use crate::input::rootfs::{ImageFile, RootError, RootFile, RootFs};
 /// Objects inside an image larger than this are not read (the largest real shared
 /// libraries, CUDA's, are below 2 GiB).
 const MAX_IMAGE_OBJECT: u64 = 4 << 30;
+/// What [`Object::find_in_section`] makes readable on each side of the needle: MPICH's
+/// version block (device, configure line, ABI, date, version) spans a few KiB.
+const AROUND_NEEDLE: u64 = 16 << 10;
+/// Fetches grow a block's fetched prefix by at least this much (each growth decodes the
+/// block from its start again).
+const FETCH_GRAIN: u64 = 32 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -56,7 +62,10 @@ struct Fetched {
 
 struct FetchedState {
     buf: MmapMut,
-    loaded: Vec<bool>,
+    /// Per block: how many of its first bytes are fetched. A compressed block decodes
+    /// from its start, so what is fetched is always a prefix; headers and tables at a
+    /// file's start need only the beginning of its first block.
+    loaded: Vec<u64>,
 }
 
 /// The bytes of an object, borrowed. For a fetched file only the ranges asked for
@@ -132,6 +141,53 @@ impl Object {
         range.is_some_and(|r| self.data.fetch(&[r]).is_ok())
     }
 
+    /// Makes a named section readable around the first place `needle` is found, for a
+    /// search that needs only the text there (a version banner); false when the section
+    /// or the needle is not there. A file in an image is searched block by block from the
+    /// section's end, where such banners sit in the libraries read (the whole `.rodata`
+    /// of an MPI library is megabytes); [`AROUND_NEEDLE`] bytes on each side of the place
+    /// found are fetched.
+    /// The caller then searches the section as usual: blocks not fetched read as zeros,
+    /// which a needle never matches.
+    pub fn find_in_section(&self, name: &str, needle: &[u8]) -> bool {
+        let Some((offset, len)) = section_range(&self.bytes(), name) else {
+            return false;
+        };
+        let Data::Fetched(f) = &self.data else {
+            let bytes = self.bytes();
+            let section = usize::try_from(offset)
+                .ok()
+                .zip(usize::try_from(len).ok())
+                .and_then(|(o, l)| bytes.get(o..o.checked_add(l)?));
+            return section.is_some_and(|s| memchr::memmem::find(s, needle).is_some());
+        };
+        let end = offset.saturating_add(len);
+        if len == 0 || needle.is_empty() {
+            return false;
+        }
+        let (first, last) = (offset / f.block, (end - 1) / f.block);
+        for index in (first..=last).rev() {
+            let start = (index * f.block).max(offset);
+            // The next block is fetched already: a needle may straddle the boundary.
+            let stop = ((index + 1) * f.block)
+                .saturating_add(needle.len() as u64 - 1)
+                .min(end);
+            if f.fetch(&[(start, stop - start)]).is_err() {
+                return false;
+            }
+            let bytes = self.bytes();
+            let window = bytes.get(start as usize..stop as usize).unwrap_or_default();
+            if let Some(at) = memchr::memmem::find(window, needle) {
+                drop(bytes);
+                let at = start + at as u64;
+                let from = at.saturating_sub(AROUND_NEEDLE).max(offset);
+                let to = at.saturating_add(AROUND_NEEDLE).min(end);
+                return f.fetch(&[(from, to - from)]).is_ok();
+            }
+        }
+        false
+    }
+
     /// Makes the bytes `read_symbol_string(symbol)` reads readable; false when the
     /// symbol is not defined (or could not be read).
     pub fn ensure_symbol(&self, symbol: &str) -> bool {
@@ -197,7 +253,7 @@ impl Fetched {
             block,
             state: RefCell::new(FetchedState {
                 buf,
-                loaded: vec![false; blocks],
+                loaded: vec![0; blocks],
             }),
         };
         let read_error = |message| ObjectError::Read {
@@ -214,7 +270,8 @@ impl Fetched {
         Ok(fetched)
     }
 
-    /// Reads every block touching `ranges` (clipped to the file) not read yet; true
+    /// Reads what `ranges` (clipped to the file) need and is not read yet: of each block
+    /// they touch, the prefix up to the range's end (rounded up to [`FETCH_GRAIN`]); true
     /// when anything new was read.
     fn fetch(&self, ranges: &[(u64, u64)]) -> Result<bool, String> {
         let mut state = self
@@ -232,27 +289,30 @@ impl Fetched {
             let last = (end - 1) / self.block;
             for index in first..=last {
                 let i = index as usize;
-                if state.loaded.get(i).copied().unwrap_or(true) {
+                let block_start = index * self.block;
+                let block_len = (size - block_start).min(self.block);
+                let need = (end - block_start)
+                    .min(block_len)
+                    .next_multiple_of(FETCH_GRAIN)
+                    .min(block_len);
+                let have = state.loaded.get(i).copied().unwrap_or(u64::MAX);
+                if have >= need {
                     continue;
                 }
-                let start = index * self.block;
-                let stop = (start + self.block).min(size);
+                let (from, to) = (block_start + have, block_start + need);
                 let target = state
                     .buf
-                    .get_mut(start as usize..stop as usize)
+                    .get_mut(from as usize..to as usize)
                     .ok_or_else(|| "block outside the file".to_string())?;
-                let n = self
-                    .file
-                    .read_at(start, target)
-                    .map_err(|e| e.to_string())?;
+                let n = self.file.read_at(from, target).map_err(|e| e.to_string())?;
                 if n < target.len() {
                     return Err(format!(
                         "the file ends at {} bytes, before its recorded size {size}",
-                        start + n as u64
+                        from + n as u64
                     ));
                 }
-                if let Some(flag) = state.loaded.get_mut(i) {
-                    *flag = true;
+                if let Some(loaded) = state.loaded.get_mut(i) {
+                    *loaded = need;
                 }
                 any = true;
             }
