@@ -188,6 +188,11 @@ fn broken_images_are_errors_naming_the_file() {
             let mut args = cmd.to_vec();
             args.push(&path);
             let out = containerspec(&args);
+            // inspect also takes directories, and says so.
+            let needle = match (cmd[0], needle) {
+                ("inspect", "not an Apptainer image") => "not a directory, SIF or squashfs image",
+                _ => needle,
+            };
             assert_error(&out, needle);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
