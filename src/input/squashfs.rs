@@ -99,7 +99,8 @@
 //!
 //! Every decompression writes into a buffer of the most the block may hold (8192 bytes for
 //! metadata, the block size for data); more output is an error, not an allocation. gzip
-//! (zlib streams) uses `flate2` with the pure-Rust zlib-rs; xz and lzma use `lzma-rs`; zstd
+//! (zlib streams) uses libdeflate (`libdeflater`) for whole blocks and `flate2` (zlib-rs)
+//! where only a block's first bytes are wanted; xz and lzma use `lzma-rs`; zstd
 //! uses `ruzstd`; lz4 (raw LZ4 blocks) uses `lz4_flex`. lzo is refused when the image is
 //! opened. The xz decoder buffers a whole block before writing it out, so an xz stream's
 //! LZMA2 chunk headers are walked first and their declared sizes must fit in the output
