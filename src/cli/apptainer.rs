@@ -8,18 +8,16 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use super::check_bundle::{Ask, verdict};
 use super::{CliError, print_json};
 use crate::action::apptainer::{
     Bind, Flavor, binds, exec, exec_command, ld_cache_dir, shell_args, shell_env,
 };
 use crate::config::Config;
 use crate::engine::finding::Severity;
-use crate::engine::prepare::{Inputs, prepare};
-use crate::engine::report::{Report, Verdict, evaluate};
-use crate::engine::request::Inject;
+use crate::engine::report::{Report, Verdict};
 use crate::input::image::{Image, ImageForm};
 use crate::input::rootfs::RootError;
-use crate::inventory::hostcache::host_cpu_cached;
 
 const AFTER_HELP: &str = "IMAGE is a SIF file (read in place: only the blocks the checks need \
 are read from its squashfs, nothing is unpacked or mounted), a squashfs image, or a sandbox \
@@ -181,35 +179,17 @@ fn judge(
     let config = Config::load(opts.config.as_deref())?;
     let opened = Image::open(image)?;
     let (bundle, form) = opened.into_bundle(command);
-    let inject = Inject::resolve(opts.inject.as_deref(), &bundle.annotations)?;
-    let (policy, notes) = config.policy.narrowed(&bundle.annotations);
-    let host_root = opts
-        .host_root
-        .clone()
-        .or_else(|| config.host.root.clone())
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let cpu = host_cpu_cached(true);
-    let inputs = Inputs {
-        bundle: &bundle,
-        host_root: &host_root,
-        config: &config,
-        inject,
+    let ask = Ask {
+        inject: opts.inject.as_deref(),
+        host_root: opts.host_root.as_deref(),
         host_target: opts.host_target.as_deref(),
-        cpu: &cpu,
-        use_cache: !opts.no_cache,
+        no_cache: opts.no_cache,
     };
-    let facts = prepare(&inputs)?;
+    let report = verdict(&bundle, &config, &ask, &image.display().to_string())?;
     // A search that met damage went on as if the file were missing: no verdict on that.
     if let Some(damage) = bundle.rootfs.damage() {
         return Err(CliError::Root(RootError::Damaged { message: damage }));
     }
-    let report = evaluate(
-        &facts,
-        &inject,
-        &policy,
-        notes,
-        &image.display().to_string(),
-    );
     Ok((report, form))
 }
 

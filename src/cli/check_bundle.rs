@@ -2,14 +2,14 @@
 //! would be injected? Exit 0 when it can (warnings allowed), 1 when it must be rejected,
 //! 2 on an error in the input or the invocation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::{CliError, print_json};
 use crate::config::Config;
 use crate::engine::prepare::{Inputs, prepare};
-use crate::engine::report::{Verdict, evaluate};
+use crate::engine::report::{Report, Verdict, evaluate};
 use crate::engine::request::Inject;
 use crate::input::bundle::Bundle;
 use crate::inventory::hostcache::host_cpu_cached;
@@ -53,34 +53,54 @@ pub struct CheckBundleArgs {
     pub emit_ld_cache: Option<PathBuf>,
 }
 
-pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
-    let config = Config::load(args.config.as_deref())?;
-    let bundle = Bundle::load(&args.bundle)?;
-    let inject = Inject::resolve(args.inject.as_deref(), &bundle.annotations)?;
+/// What the command line asks a verdict with (check-bundle's and apptainer's options).
+pub(super) struct Ask<'a> {
+    pub inject: Option<&'a str>,
+    pub host_root: Option<&'a Path>,
+    pub host_target: Option<&'a str>,
+    pub no_cache: bool,
+}
+
+/// Judges `bundle` on this host: the injection asked for (else its annotation), the
+/// config's policy narrowed by its annotations, the host root chosen by `--host-root`,
+/// the config, or `/`. `shown` names the bundle in the report.
+pub(super) fn verdict(
+    bundle: &Bundle,
+    config: &Config,
+    ask: &Ask<'_>,
+    shown: &str,
+) -> Result<Report, CliError> {
+    let inject = Inject::resolve(ask.inject, &bundle.annotations)?;
     let (policy, notes) = config.policy.narrowed(&bundle.annotations);
-    let host_root = args
+    let host_root = ask
         .host_root
-        .clone()
+        .map(Path::to_path_buf)
         .or_else(|| config.host.root.clone())
         .unwrap_or_else(|| PathBuf::from("/"));
     let cpu = host_cpu_cached(true);
     let inputs = Inputs {
-        bundle: &bundle,
+        bundle,
         host_root: &host_root,
-        config: &config,
+        config,
         inject,
-        host_target: args.host_target.as_deref(),
+        host_target: ask.host_target,
         cpu: &cpu,
-        use_cache: !args.no_cache,
+        use_cache: !ask.no_cache,
     };
     let facts = prepare(&inputs)?;
-    let report = evaluate(
-        &facts,
-        &inject,
-        &policy,
-        notes,
-        &args.bundle.display().to_string(),
-    );
+    Ok(evaluate(&facts, &inject, &policy, notes, shown))
+}
+
+pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
+    let config = Config::load(args.config.as_deref())?;
+    let bundle = Bundle::load(&args.bundle)?;
+    let ask = Ask {
+        inject: args.inject.as_deref(),
+        host_root: args.host_root.as_deref(),
+        host_target: args.host_target.as_deref(),
+        no_cache: args.no_cache,
+    };
+    let report = verdict(&bundle, &config, &ask, &args.bundle.display().to_string())?;
     if let Some(path) = &args.emit_ld_cache {
         emit_cache(&report.plan, path)?;
     }
