@@ -214,18 +214,18 @@ fn check(args: &CheckArgs, flavor: Flavor) -> Result<u8, CliError> {
     } else {
         match args.print {
             PrintForm::Report => {
-                print!("{}", report.render());
-                print!("{}", render_binds(&form, &binds, compatible, flavor));
+                out(&report.render())?;
+                out(&render_binds(&form, &binds, compatible, flavor))?;
             }
             PrintForm::Args | PrintForm::Env => {
                 if !compatible || has_warnings(&report) {
-                    eprint!("{}", diagnosis(&report));
+                    say(&diagnosis(&report));
                 }
                 if compatible && !binds.is_empty() {
                     if args.print == PrintForm::Args {
-                        println!("{}", shell_args(&binds));
+                        out(&format!("{}\n", shell_args(&binds)))?;
                     } else {
-                        print!("{}", shell_env(&binds, flavor));
+                        out(&shell_env(&binds, flavor))?;
                     }
                 }
             }
@@ -243,15 +243,15 @@ fn run_exec(args: &ExecArgs, flavor: Flavor) -> Result<u8, CliError> {
         .collect();
     let (report, _) = judge(&args.image, command, &args.judge)?;
     if report.verdict != Verdict::Compatible {
-        eprint!("{}", diagnosis(&report));
-        eprintln!(
-            "containerspec: refusing to start {}: it cannot run on this host (see above)",
+        say(&diagnosis(&report));
+        say(&format!(
+            "containerspec: refusing to start {}: it cannot run on this host (see above)\n",
             args.image.display()
-        );
+        ));
         return Ok(1);
     }
     if has_warnings(&report) && !args.quiet {
-        eprint!("{}", diagnosis(&report));
+        say(&diagnosis(&report));
     }
     let binds = plan_binds(&report, &args.judge)?;
     let runtime = args
@@ -298,6 +298,21 @@ fn plan_binds(report: &Report, opts: &JudgeOptions) -> Result<Vec<Bind>, CliErro
 
 fn bind_error(e: crate::action::apptainer::BindError) -> CliError {
     CliError::Action(e.to_string())
+}
+
+/// Writes to stdout; a closed stdout is an error (exit 2), not a panic.
+fn out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes a diagnosis to stderr; nowhere to write it is no reason to fail differently.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// The verdict and the findings, without the plan (which the binds carry out).
