@@ -109,6 +109,48 @@ fn a_sif_reads_like_the_directory_it_was_made_from() {
 }
 
 #[test]
+fn labels_count_like_bundle_annotations() {
+    let dir = TempDir::new("img-labels");
+    let root = mini_root("img-labels");
+    std::fs::create_dir_all(root.join(".singularity.d")).unwrap();
+    std::fs::write(
+        root.join(".singularity.d/labels.json"),
+        r#"{"org.supercontainers.inject": "mpi"}"#,
+    )
+    .unwrap();
+    let Some(squash) = squash_of(&root, &dir.path().join("labels.sqfs")) else {
+        return;
+    };
+    let path = write(&dir, "labels.sif", &build(&typical(squash)).bytes);
+    let report = |extra: &[&str]| {
+        let mut args = vec!["apptainer", "check", "--json"];
+        args.extend_from_slice(extra);
+        args.push(&path);
+        let out = containerspec(&args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // The label asks for MPI injection; --inject wins over it.
+    assert_eq!(report(&[])["inject"], serde_json::json!(["mpi"]));
+    assert_eq!(
+        report(&["--inject", "none"])["inject"],
+        serde_json::json!([])
+    );
+    // A labels.json that is not JSON is an error naming it.
+    std::fs::write(root.join(".singularity.d/labels.json"), "{not json").unwrap();
+    let Some(squash) = squash_of(&root, &dir.path().join("broken-labels.sqfs")) else {
+        return;
+    };
+    let broken = write(&dir, "broken-labels.sif", &build(&typical(squash)).bytes);
+    let out = containerspec(&["apptainer", "check", &broken]);
+    assert_error(&out, "/.singularity.d/labels.json: invalid JSON");
+}
+
+#[test]
 fn broken_images_are_errors_naming_the_file() {
     let dir = TempDir::new("img-broken");
     let Some((_, sif, offset)) = mini_sif(&dir, "img-broken", false) else {
