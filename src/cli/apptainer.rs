@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use super::check_bundle::{Ask, verdict};
+use super::check_bundle::{VerdictOptions, verdict};
 use super::{CliError, print_json};
 use crate::action::apptainer::{
     Bind, Flavor, binds, exec, exec_command, ld_cache_dir, shell_args, shell_env,
@@ -44,22 +44,8 @@ pub enum ApptainerCommand {
 /// What both subcommands take to reach a verdict.
 #[derive(Debug, Args)]
 pub struct JudgeOptions {
-    /// What to inject: mpi, gpu, or mpi,gpu (overrides the image's
-    /// org.supercontainers.inject label)
-    #[arg(long, value_name = "LIST")]
-    pub inject: Option<String>,
-    /// Read this directory as the host's `/` (default: the config's host.root, else /)
-    #[arg(long, value_name = "DIR")]
-    pub host_root: Option<PathBuf>,
-    /// Judge as if the host CPU were this archspec target (e.g. haswell, x86_64_v3)
-    #[arg(long, value_name = "NAME")]
-    pub host_target: Option<String>,
-    /// The config file (default /etc/containerspec/config.toml, if it exists)
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Read the host afresh instead of using the cached host facts
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub verdict: VerdictOptions,
     /// Where to write the loader cache bound over the container's /etc/ld.so.cache
     /// (default: /run/containerspec/ld-cache for root, $XDG_RUNTIME_DIR/containerspec/ld-cache,
     /// else a private $TMPDIR/containerspec-UID). Files there are named by their content and
@@ -176,16 +162,15 @@ fn judge(
     command: Vec<String>,
     opts: &JudgeOptions,
 ) -> Result<(Report, ImageForm), CliError> {
-    let config = Config::load(opts.config.as_deref())?;
+    let config = Config::load(opts.verdict.config.as_deref())?;
     let opened = Image::open(image)?;
     let (bundle, form) = opened.into_bundle(command);
-    let ask = Ask {
-        inject: opts.inject.as_deref(),
-        host_root: opts.host_root.as_deref(),
-        host_target: opts.host_target.as_deref(),
-        no_cache: opts.no_cache,
-    };
-    let report = verdict(&bundle, &config, &ask, &image.display().to_string())?;
+    let report = verdict(
+        &bundle,
+        &config,
+        &opts.verdict,
+        &image.display().to_string(),
+    )?;
     // A search that met damage went on as if the file were missing: no verdict on that.
     if let Some(damage) = bundle.rootfs.damage() {
         return Err(CliError::Root(RootError::Damaged { message: damage }));

@@ -2,7 +2,7 @@
 //! would be injected? Exit 0 when it can (warnings allowed), 1 when it must be rejected,
 //! 2 on an error in the input or the invocation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -28,6 +28,20 @@ pub struct CheckBundleArgs {
     /// The OCI bundle: a directory with config.json and the rootfs it names
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
+    #[command(flatten)]
+    pub verdict: VerdictOptions,
+    /// Print the report as JSON (schema: README, "check-bundle JSON")
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the loader cache the plan would mount into the container to FILE
+    /// (inspect it with `ldconfig -p -C FILE`)
+    #[arg(long, value_name = "FILE")]
+    pub emit_ld_cache: Option<PathBuf>,
+}
+
+/// What a verdict is asked with: check-bundle's and apptainer's shared options.
+#[derive(Debug, Args)]
+pub struct VerdictOptions {
     /// Read this directory as the host's `/` (default: the config's host.root, else /)
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
@@ -37,27 +51,13 @@ pub struct CheckBundleArgs {
     /// The config file (default /etc/containerspec/config.toml, if it exists)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// What to inject: mpi, gpu, or mpi,gpu (overrides the bundle's annotation)
+    /// What to inject: mpi, gpu, mpi,gpu or none (overrides the
+    /// org.supercontainers.inject annotation, or an image's label)
     #[arg(long, value_name = "LIST")]
     pub inject: Option<String>,
-    /// Print the report as JSON (schema: README, "check-bundle JSON")
-    #[arg(long)]
-    pub json: bool,
     /// Read the host afresh instead of using the cached host facts (kept in
     /// /run/containerspec and renewed when the host's libraries or driver change)
     #[arg(long)]
-    pub no_cache: bool,
-    /// Also write the loader cache the plan would mount into the container to FILE
-    /// (inspect it with `ldconfig -p -C FILE`)
-    #[arg(long, value_name = "FILE")]
-    pub emit_ld_cache: Option<PathBuf>,
-}
-
-/// What the command line asks a verdict with (check-bundle's and apptainer's options).
-pub(super) struct Ask<'a> {
-    pub inject: Option<&'a str>,
-    pub host_root: Option<&'a Path>,
-    pub host_target: Option<&'a str>,
     pub no_cache: bool,
 }
 
@@ -67,14 +67,14 @@ pub(super) struct Ask<'a> {
 pub(super) fn verdict(
     bundle: &Bundle,
     config: &Config,
-    ask: &Ask<'_>,
+    ask: &VerdictOptions,
     shown: &str,
 ) -> Result<Report, CliError> {
-    let inject = Inject::resolve(ask.inject, &bundle.annotations)?;
+    let inject = Inject::resolve(ask.inject.as_deref(), &bundle.annotations)?;
     let (policy, notes) = config.policy.narrowed(&bundle.annotations);
     let host_root = ask
         .host_root
-        .map(Path::to_path_buf)
+        .clone()
         .or_else(|| config.host.root.clone())
         .unwrap_or_else(|| PathBuf::from("/"));
     let cpu = host_cpu_cached(true);
@@ -83,7 +83,7 @@ pub(super) fn verdict(
         host_root: &host_root,
         config,
         inject,
-        host_target: ask.host_target,
+        host_target: ask.host_target.as_deref(),
         cpu: &cpu,
         use_cache: !ask.no_cache,
     };
@@ -92,15 +92,14 @@ pub(super) fn verdict(
 }
 
 pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
-    let config = Config::load(args.config.as_deref())?;
+    let config = Config::load(args.verdict.config.as_deref())?;
     let bundle = Bundle::load(&args.bundle)?;
-    let ask = Ask {
-        inject: args.inject.as_deref(),
-        host_root: args.host_root.as_deref(),
-        host_target: args.host_target.as_deref(),
-        no_cache: args.no_cache,
-    };
-    let report = verdict(&bundle, &config, &ask, &args.bundle.display().to_string())?;
+    let report = verdict(
+        &bundle,
+        &config,
+        &args.verdict,
+        &args.bundle.display().to_string(),
+    )?;
     if let Some(path) = &args.emit_ld_cache {
         emit_cache(&report.plan, path)?;
     }

@@ -310,16 +310,8 @@ pub fn read_symbol_string(bytes: &[u8], symbol: &str) -> Option<String> {
 /// section headers cannot be read. Compressed sections (SHF_COMPRESSED) are
 /// returned as stored.
 pub fn section_bytes<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let image = Image::open(bytes).ok()?;
-    let sections = image.section_headers().ok()?;
-    let names = image.section_names(&sections)?;
-    let section = sections
-        .iter()
-        .find(|s| name_matches(names, s.sh_name as u64, name))?;
-    if section.sh_type == section_header::SHT_NOBITS {
-        return None;
-    }
-    file_slice(bytes, section.sh_offset, section.sh_size)
+    let (offset, size) = section_range(bytes, name)?;
+    file_slice(bytes, offset, size)
 }
 
 /// The file ranges `(offset, length)` that [`ElfInfo::parse`] and [`dynamic_symbols`]

@@ -143,7 +143,8 @@ impl Object {
 
     /// Makes a named section readable around the first place `needle` is found, for a
     /// search that needs only the text there (a version banner); false when the section
-    /// or the needle is not there. A file in an image is searched block by block from the
+    /// is not there (or, in an image, the needle). A mapped file is readable already: the
+    /// caller's own search decides. A file in an image is searched block by block from the
     /// section's end, where such banners sit in the libraries read (the whole `.rodata`
     /// of an MPI library is megabytes); [`AROUND_NEEDLE`] bytes on each side of the place
     /// found are fetched.
@@ -154,12 +155,7 @@ impl Object {
             return false;
         };
         let Data::Fetched(f) = &self.data else {
-            let bytes = self.bytes();
-            let section = usize::try_from(offset)
-                .ok()
-                .zip(usize::try_from(len).ok())
-                .and_then(|(o, l)| bytes.get(o..o.checked_add(l)?));
-            return section.is_some_and(|s| memchr::memmem::find(s, needle).is_some());
+            return true;
         };
         let end = offset.saturating_add(len);
         if len == 0 || needle.is_empty() {

@@ -91,6 +91,18 @@ fn reported_mpich(stdout: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+const CS: &str = "/opt/cs/containerspec";
+
+/// Runs `cmd` in the host, which must succeed, and returns the MPICH version the MPI
+/// program reported with everything it printed (for messages).
+fn mpich_run(binds: &[String], cmd: &[&str]) -> (Option<String>, String) {
+    let out = in_host(binds, cmd);
+    let (stdout, stderr) = text(&out);
+    let all = format!("{stdout}\n{stderr}");
+    assert!(out.status.success(), "{cmd:?} failed: {all}");
+    (reported_mpich(&stdout), all)
+}
+
 #[test]
 fn exec_sif_runs_the_containers_program_on_the_hosts_mpi() {
     let Some((sid, sif, rootfs)) = rig("trixie-mpich") else {
@@ -102,43 +114,25 @@ fn exec_sif_runs_the_containers_program_on_the_hosts_mpi() {
         host, own,
         "the test needs different MPICH versions on each side"
     );
-    let out = in_host(
-        &[format!("{}:/img.sif:ro", sif.display())],
-        &[
-            "/opt/cs/containerspec",
-            "apptainer",
-            "exec",
-            "--inject",
-            "mpi",
-            "/img.sif",
-            PROGRAM,
-        ],
-    );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "exec failed: {stdout}\n{stderr}");
+    let binds = [format!("{}:/img.sif:ro", sif.display())];
+    let cmd = [
+        CS,
+        "apptainer",
+        "exec",
+        "--inject",
+        "mpi",
+        "/img.sif",
+        PROGRAM,
+    ];
+    let (reported, all) = mpich_run(&binds, &cmd);
     assert_eq!(
-        reported_mpich(&stdout).as_deref(),
+        reported.as_deref(),
         Some(host.as_str()),
-        "expected the host's MPICH {host} (the container has {own}): {stdout}\n{stderr}"
+        "expected the host's MPICH {host} (the container has {own}): {all}"
     );
     // Without injection the same program reports the container's own MPICH.
-    let out = in_host(
-        &[format!("{}:/img.sif:ro", sif.display())],
-        &[
-            "/opt/cs/containerspec",
-            "apptainer",
-            "exec",
-            "/img.sif",
-            PROGRAM,
-        ],
-    );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "exec failed: {stderr}");
-    assert_eq!(
-        reported_mpich(&stdout).as_deref(),
-        Some(own.as_str()),
-        "{stdout}"
-    );
+    let (reported, all) = mpich_run(&binds, &[CS, "apptainer", "exec", "/img.sif", PROGRAM]);
+    assert_eq!(reported.as_deref(), Some(own.as_str()), "{all}");
 }
 
 #[test]
@@ -147,10 +141,10 @@ fn exec_sandbox_runs_the_containers_program_on_the_hosts_mpi() {
         return;
     };
     let host = sid_mpich(&sid);
-    let out = in_host(
+    let (reported, all) = mpich_run(
         &[format!("{}:/sandbox:ro", rootfs.display())],
         &[
-            "/opt/cs/containerspec",
+            CS,
             "apptainer",
             "exec",
             "--inject",
@@ -159,13 +153,7 @@ fn exec_sandbox_runs_the_containers_program_on_the_hosts_mpi() {
             PROGRAM,
         ],
     );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "exec failed: {stdout}\n{stderr}");
-    assert_eq!(
-        reported_mpich(&stdout).as_deref(),
-        Some(host.as_str()),
-        "{stdout}\n{stderr}"
-    );
+    assert_eq!(reported.as_deref(), Some(host.as_str()), "{all}");
 }
 
 #[test]
@@ -213,10 +201,10 @@ fn printed_env_and_args_forms_work_with_plain_apptainer_exec() {
         );
     }
     // `containerspec singularity exec` starts `singularity`.
-    let out = in_host(
+    let (reported, all) = mpich_run(
         &[format!("{}:/img.sif:ro", sif.display())],
         &[
-            "/opt/cs/containerspec",
+            CS,
             "singularity",
             "exec",
             "--inject",
@@ -225,13 +213,7 @@ fn printed_env_and_args_forms_work_with_plain_apptainer_exec() {
             PROGRAM,
         ],
     );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "singularity exec failed: {stderr}");
-    assert_eq!(
-        reported_mpich(&stdout).as_deref(),
-        Some(host.as_str()),
-        "{stdout}"
-    );
+    assert_eq!(reported.as_deref(), Some(host.as_str()), "{all}");
 }
 
 /// The site wrapper (contrib/apptainer/apptainer) installed ahead of the real apptainer.
@@ -329,7 +311,7 @@ fn incompatible_images_are_refused_before_apptainer_starts() {
         let out = in_host(
             &[bind, format!("{}:/scratch", scratch.path().display())],
             &[
-                "/opt/cs/containerspec",
+                CS,
                 "apptainer",
                 "exec",
                 "--inject",
@@ -356,7 +338,7 @@ fn incompatible_images_are_refused_before_apptainer_starts() {
         let out = in_host(
             &[format!("{}:/img.sif:ro", sif.display())],
             &[
-                "/opt/cs/containerspec",
+                CS,
                 "apptainer",
                 "check",
                 "--inject",
