@@ -30,6 +30,11 @@
 //!   `host.root` when set). Empty: discover them from the host's loader cache. Set it where
 //!   the loader cache does not tell (Cray programming environments, modules). Every file must
 //!   exist when the config is read.
+//!   `prefixes` (`[inject.mpi]` only): installation prefixes of the host's MPI, as a site
+//!   installs it under a module (`/sw/openmpi/5.0.11`, `/opt/intel/mpi/2021.13`): the MPI
+//!   libraries are looked for in their `lib`, `lib64` and the prefix itself, and the prefix
+//!   is mounted at its own path in the container, so that the libraries' `$ORIGIN` still
+//!   finds their bundled dependencies.
 //!   `plugin_dirs`: extra directories the host libraries load plugins from (Open MPI's
 //!   `mca_*` components, UCX, libfabric providers), injected at the same paths.
 //!   `data_dirs`: extra directories of data files they read (help texts, topology files).
@@ -57,6 +62,7 @@
 //!
 //! [inject.mpi]
 //! libraries = ["/opt/cray/pe/lib64/libmpi_gnu_123.so.12"]   # absolute; empty: loader cache
+//! prefixes = ["/sw/openmpi/5.0.11"]   # installation trees (modules, Spack, vendors)
 //! plugin_dirs = []         # extra directories the host libraries load plugins from
 //! data_dirs = []
 //!
@@ -116,6 +122,9 @@ pub struct LibrarySet {
     /// Explicit host library list (Cray sites), host paths (inside `host.root` when set);
     /// empty = discover from the host's loader cache.
     pub libraries: Vec<PathBuf>,
+    /// Installation prefixes (MPI only): `/sw/openmpi/5.0.11`, searched in `lib`, `lib64`
+    /// and the prefix itself; mounted at their own path in the container.
+    pub prefixes: Vec<PathBuf>,
     pub plugin_dirs: Vec<PathBuf>,
     pub data_dirs: Vec<PathBuf>,
 }
@@ -230,8 +239,14 @@ impl Config {
     /// `None`: the default path, whose absence means defaults; `Some(path)`: that file,
     /// which must exist.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_for(path, None)
+    }
+
+    /// Like [`Config::load`], with the host root the command was given (`--host-root`):
+    /// it wins over the file's `host.root`, and the file's paths are checked inside it.
+    pub fn load_for(path: Option<&Path>, host_root: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
-            return match Config::read(Path::new(DEFAULT_PATH)) {
+            return match Config::read(Path::new(DEFAULT_PATH), host_root) {
                 Err(ConfigError::Read { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
@@ -240,10 +255,10 @@ impl Config {
                 other => other,
             };
         };
-        Config::read(path)
+        Config::read(path, host_root)
     }
 
-    fn read(path: &Path) -> Result<Config, ConfigError> {
+    fn read(path: &Path, host_root: Option<&Path>) -> Result<Config, ConfigError> {
         let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -272,13 +287,21 @@ impl Config {
         file.take(MAX_SIZE)
             .read_to_string(&mut text)
             .map_err(read_error)?;
-        Config::parse(&text, path)
+        Config::parse_for(&text, path, host_root)
     }
 
     /// Parses and checks `text`, read from `source` (named in errors). The library lists
     /// are checked against the filesystem (inside `host.root` when set): a config is only
     /// valid on the host it describes.
     pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        Config::parse_for(text, source, None)
+    }
+
+    fn parse_for(
+        text: &str,
+        source: &Path,
+        root_given: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, source, &e))?;
         let field = |key: &str, problem: FieldProblem| ConfigError::Field {
             path: source.to_path_buf(),
@@ -286,7 +309,10 @@ impl Config {
             problem,
         };
         let policy = policy(&raw.policy).map_err(|(key, p)| field(&key, p))?;
-        let host = host(&raw.host).map_err(|(key, p)| field(key, p))?;
+        let mut host = host(&raw.host).map_err(|(key, p)| field(key, p))?;
+        if let Some(root) = root_given {
+            host.root = Some(root.to_path_buf());
+        }
         let root = host_root(&host).map_err(|p| field("host.root", p))?;
         let inject = InjectConfig {
             mpi: library_set(&raw.inject.mpi, "inject.mpi", &root)
@@ -341,6 +367,7 @@ struct RawInject {
 #[serde(default, deny_unknown_fields)]
 struct RawLibrarySet {
     libraries: Vec<String>,
+    prefixes: Vec<String>,
     plugin_dirs: Vec<String>,
     data_dirs: Vec<String>,
 }
@@ -399,6 +426,7 @@ fn library_set(
     };
     Ok(LibrarySet {
         libraries: list("libraries", &raw.libraries, EntryKind::File)?,
+        prefixes: list("prefixes", &raw.prefixes, EntryKind::Dir)?,
         plugin_dirs: list("plugin_dirs", &raw.plugin_dirs, EntryKind::Dir)?,
         data_dirs: list("data_dirs", &raw.data_dirs, EntryKind::Dir)?,
     })
@@ -738,7 +766,7 @@ dir = "/var/run/cs"
             ),
             (
                 "[inject.mpi]\nplugin_dir = []\n",
-                "inject.mpi.plugin_dir: unknown field `plugin_dir`, expected one of `libraries`, `plugin_dirs`, `data_dirs`",
+                "inject.mpi.plugin_dir: unknown field `plugin_dir`, expected one of `libraries`, `prefixes`, `plugin_dirs`, `data_dirs`",
             ),
             (
                 "[inject]\nmpi = { libraries = [], bad = 1 }\n",

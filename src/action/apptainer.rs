@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::plan::{LD_CACHE, Plan};
+use crate::engine::plan::{EnvVar, LD_CACHE, Plan};
 
 /// Which command line the binds are for: the environment variables differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,6 +32,14 @@ impl Flavor {
         match self {
             Flavor::Apptainer => "apptainer",
             Flavor::Singularity => "singularity",
+        }
+    }
+
+    /// The prefix that sets a variable inside the container (`APPTAINERENV_`).
+    pub fn env_prefix(self) -> &'static str {
+        match self {
+            Flavor::Apptainer => "APPTAINERENV_",
+            Flavor::Singularity => "SINGULARITYENV_",
         }
     }
 
@@ -200,6 +208,21 @@ pub fn shell_args(binds: &[Bind]) -> String {
         .join(" ")
 }
 
+/// `--env NAME=VALUE ...` for the plan's environment.
+pub fn shell_env_args(env: &[EnvVar]) -> String {
+    env.iter()
+        .map(|e| format!("--env {}", shell_quote(&format!("{}={}", e.name, e.value))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `export APPTAINERENV_NAME=VALUE` lines for the plan's environment.
+pub fn shell_env_exports(env: &[EnvVar], flavor: Flavor) -> String {
+    env.iter()
+        .map(|e| format!("export {}{}={}\n", flavor.env_prefix(), e.name, shell_quote(&e.value)))
+        .collect()
+}
+
 /// An `export` a job script can `eval`: appends the binds to what the variable already
 /// holds (the user's own binds stay).
 pub fn shell_env(binds: &[Bind], flavor: Flavor) -> String {
@@ -229,6 +252,7 @@ pub fn shell_quote(s: &str) -> String {
 pub fn exec_command(
     runtime: &OsString,
     binds: &[Bind],
+    env: &[EnvVar],
     runtime_args: &[OsString],
     image: &Path,
     command: &[OsString],
@@ -237,6 +261,9 @@ pub fn exec_command(
     cmd.arg("exec");
     for b in binds {
         cmd.arg("--bind").arg(b.spec());
+    }
+    for e in env {
+        cmd.arg("--env").arg(format!("{}={}", e.name, e.value));
     }
     cmd.args(runtime_args).arg(image).args(command);
     cmd
@@ -262,6 +289,7 @@ mod tests {
                 options: vec![],
                 reason: String::new(),
             }],
+            env: Vec::new(),
             ld_cache: Some(LdCachePlan {
                 destination: LD_CACHE.into(),
                 entries: vec![CacheLine {

@@ -12,6 +12,7 @@ use super::check_bundle::{VerdictOptions, verdict};
 use super::{CliError, print_json};
 use crate::action::apptainer::{
     Bind, Flavor, binds, exec, exec_command, ld_cache_dir, shell_args, shell_env,
+    shell_env_args, shell_env_exports,
 };
 use crate::config::Config;
 use crate::engine::finding::Severity;
@@ -162,7 +163,7 @@ fn judge(
     command: Vec<String>,
     opts: &JudgeOptions,
 ) -> Result<(Report, ImageForm), CliError> {
-    let config = Config::load(opts.verdict.config.as_deref())?;
+    let config = Config::load_for(opts.verdict.config.as_deref(), opts.verdict.host_root.as_deref())?;
     let opened = Image::open(image)?;
     let (bundle, form) = opened.into_bundle(command);
     let report = verdict(
@@ -170,6 +171,7 @@ fn judge(
         &config,
         &opts.verdict,
         &image.display().to_string(),
+        true,
     )?;
     // A search that met damage went on as if the file were missing: no verdict on that.
     if let Some(damage) = bundle.rootfs.damage() {
@@ -208,9 +210,12 @@ fn check(args: &CheckArgs, flavor: Flavor) -> Result<u8, CliError> {
                 }
                 if compatible && !binds.is_empty() {
                     if args.print == PrintForm::Args {
-                        out(&format!("{}\n", shell_args(&binds)))?;
+                        let env = shell_env_args(&report.plan.env);
+                        let args = [shell_args(&binds), env].join(" ");
+                        out(&format!("{}\n", args.trim()))?;
                     } else {
                         out(&shell_env(&binds, flavor))?;
+                        out(&shell_env_exports(&report.plan.env, flavor))?;
                     }
                 }
             }
@@ -252,6 +257,7 @@ fn run_exec(args: &ExecArgs, flavor: Flavor) -> Result<u8, CliError> {
     let cmd = exec_command(
         &runtime,
         &binds,
+        &report.plan.env,
         &args.runtime_arg,
         &args.image,
         &args.command,

@@ -69,6 +69,7 @@ pub(super) fn verdict(
     config: &Config,
     ask: &VerdictOptions,
     shown: &str,
+    sets_env: bool,
 ) -> Result<Report, CliError> {
     let inject = Inject::resolve(ask.inject.as_deref(), &bundle.annotations)?;
     let (policy, notes) = config.policy.narrowed(&bundle.annotations);
@@ -78,6 +79,8 @@ pub(super) fn verdict(
         .or_else(|| config.host.root.clone())
         .unwrap_or_else(|| PathBuf::from("/"));
     let cpu = host_cpu_cached(true);
+    // A module loaded in the caller's shell puts its MPI on LD_LIBRARY_PATH.
+    let ld_library_path = std::env::var("LD_LIBRARY_PATH").ok();
     let inputs = Inputs {
         bundle,
         host_root: &host_root,
@@ -86,19 +89,22 @@ pub(super) fn verdict(
         host_target: ask.host_target.as_deref(),
         cpu: &cpu,
         use_cache: !ask.no_cache,
+        ld_library_path: ld_library_path.as_deref().filter(|p| !p.is_empty()),
+        sets_env,
     };
     let facts = prepare(&inputs)?;
     Ok(evaluate(&facts, &inject, &policy, notes, shown))
 }
 
 pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
-    let config = Config::load(args.verdict.config.as_deref())?;
+    let config = Config::load_for(args.verdict.config.as_deref(), args.verdict.host_root.as_deref())?;
     let bundle = Bundle::load(&args.bundle)?;
     let report = verdict(
         &bundle,
         &config,
         &args.verdict,
         &args.bundle.display().to_string(),
+        false,
     )?;
     if let Some(path) = &args.emit_ld_cache {
         emit_cache(&report.plan, path)?;

@@ -100,6 +100,9 @@ fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, Cl
         host_target: None,
         cpu: &cpu,
         use_cache: true,
+        // The runtime's environment, not a user's: only the config says where MPI is.
+        ld_library_path: None,
+        sets_env: false,
     };
     let facts = prepare(&inputs)?;
     let report = evaluate(

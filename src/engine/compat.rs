@@ -273,7 +273,10 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
     let (c_inst, h_inst) = (container.install.as_ref(), host.main.install.as_ref());
     let c_soname = container.lib.name();
     let h_soname = host.main.lib.name();
-    let family_differs = c_inst.map(|i| i.abi) != h_inst.map(|i| i.abi) || c_soname != h_soname;
+    // One ABI ships under several names (libmpich.so.12, Intel's libmpi.so.12, Cray's
+    // libmpi_cray.so.12): the family decides, and a host library of the same interface.
+    let family_differs = c_inst.map(|i| i.abi) != h_inst.map(|i| i.abi)
+        || super::choose::serving(host, c_soname).is_none();
     if family_differs {
         let describe = |name: &str, i: Option<&crate::inventory::model::MpiInstall>| {
             i.map_or(name.to_string(), |i| {
@@ -302,11 +305,7 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
     open_mpi_series(facts, c_inst, h_inst, out);
     symbols(facts, out);
     for soname in facts.container.mpi_targets.keys() {
-        if !sel
-            .replace
-            .iter()
-            .any(|(l, _)| l.soname.as_deref() == Some(soname))
-        {
+        if !sel.asked.contains_key(soname) {
             out.push(
                 Finding::new(Code::LibraryMissing, format!("the container needs {soname}, which the host's MPI installation does not have"))
                     .objects([soname.clone()]),
@@ -329,6 +328,13 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
             );
         }
     }
+    environment(facts, sel, out);
+    for problem in facts.host.mpi.iter().flat_map(|m| &m.problems) {
+        out.push(
+            Finding::new(Code::HostMpiIncomplete, format!("{problem}; it is not verified"))
+                .objects([problem.split(':').next().unwrap_or_default().to_string()]),
+        );
+    }
     for dir in facts.host.mpi.iter().flat_map(|m| &m.plugin_dirs) {
         for file in &dir.unreadable {
             out.push(
@@ -341,6 +347,29 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
                 .objects([file.clone()]),
             );
         }
+    }
+}
+
+/// Variables the injected libraries need: an entrance that sets them (Apptainer) does;
+/// under a hook the container's own environment must carry them.
+fn environment(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
+    if facts.sets_env {
+        return;
+    }
+    for need in &sel.env {
+        if facts.container.env.get(&need.name) == Some(&need.value) {
+            continue;
+        }
+        let mut f = Finding::new(
+            Code::EnvironmentRequired,
+            format!("{}={} is not in the container's environment: {}", need.name, need.value, need.reason),
+        )
+        .hint(format!("start the container with {}={} (podman run -e, process.env in config.json), or use containerspec apptainer exec, which sets it", need.name, need.value))
+        .objects([need.value.clone()]);
+        if !need.required {
+            f = f.severity_warning();
+        }
+        out.push(f);
     }
 }
 
@@ -476,14 +505,42 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         .and_then(|i| i.libc.as_ref())
         .and_then(|l| l.version.clone());
     let container_objects = still_loaded(facts, sel);
+    let plugin_paths: BTreeSet<&str> = sel.plugins.iter().map(|l| l.path.as_str()).collect();
     let loaded: Vec<(&Lib, bool)> = sel
         .host_objects()
         .map(|l| (l, true))
         .chain(container_objects.into_iter().map(|l| (l, false)))
         .collect();
+    let (plugins, core): (Vec<(&Lib, bool)>, Vec<(&Lib, bool)>) = loaded
+        .into_iter()
+        .partition(|(l, host)| *host && plugin_paths.contains(l.path.as_str()));
+    check_loaded(facts, sel, &core, glibc.as_deref(), out);
+    // A plugin is one of several a library may load: one that cannot load costs that
+    // provider or component, not the job.
+    for plugin in plugins {
+        let mut found = Vec::new();
+        check_loaded(facts, sel, &[plugin], glibc.as_deref(), &mut found);
+        if let Some(first) = found.first() {
+            out.push(
+                Finding::new(Code::PluginUnusable, format!("host plugin {} cannot load in the container ({}); the job runs without it, on another provider or component", plugin.0.path, first.message))
+                    .objects([plugin.0.path.clone()])
+                    .versions(found.iter().flat_map(|f| f.versions.clone())),
+            );
+        }
+    }
+}
+
+/// The version and library checks of `loaded` objects (host or container's).
+fn check_loaded(
+    facts: &Facts,
+    sel: &Selection,
+    loaded: &[(&Lib, bool)],
+    glibc: Option<&str>,
+    out: &mut Vec<Finding>,
+) {
     let mut missing_libs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut too_old: Vec<(&Lib, Vec<String>)> = Vec::new();
-    for (obj, from_host) in &loaded {
+    for (obj, from_host) in loaded {
         if *from_host {
             for needed in &obj.needed {
                 if provider(facts, sel, needed).is_none() {
@@ -519,7 +576,7 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         }
     }
     if !too_old.is_empty() {
-        out.push(glibc_too_old(&too_old, &loaded, glibc.as_deref()));
+        out.push(glibc_too_old(&too_old, loaded, glibc));
     }
     for (soname, by) in missing_libs {
         out.push(

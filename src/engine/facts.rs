@@ -7,44 +7,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::elf::VersionNeed;
 use crate::inventory::ldcache::CacheEntry;
-use crate::inventory::model::{Inventory, MpiInstall};
-
-/// An ELF library or program, with what the checks need of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lib {
-    /// The file's canonical path inside its root.
-    pub path: String,
-    pub soname: Option<String>,
-    pub needed: Vec<String>,
-    /// `.gnu.version_r`: which versions it needs from which file.
-    pub needs: Vec<VersionNeed>,
-    /// `.gnu.version_d`: the version nodes it defines.
-    pub defines: Vec<String>,
-    /// ELF flags for a loader cache entry (`libc6,x86-64` is 0x0303).
-    pub cache_flags: i32,
-    /// Directories its own `DT_RUNPATH` (else `DT_RPATH`) names, unexpanded: the loader
-    /// searches them before the cache.
-    pub search_dirs: Vec<String>,
-}
-
-impl Lib {
-    /// The name the loader knows it by: its soname, else its file name.
-    pub fn name(&self) -> &str {
-        self.soname
-            .as_deref()
-            .unwrap_or_else(|| self.path.rsplit('/').next().unwrap_or(&self.path))
-    }
-}
-
-/// An MPI library with its exported symbols.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct MpiLib {
-    pub lib: Lib,
-    pub install: Option<MpiInstall>,
-    pub defined_symbols: BTreeSet<String>,
-}
+use crate::inventory::model::Inventory;
+pub use crate::inventory::libfacts::{Lib, MpiLib};
+pub use crate::inventory::mpi_host::{EnvNeed, HostMpi, MpiOrigin, PluginDir};
 
 /// A symbol a container object imports from its MPI library.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +49,11 @@ pub struct ContainerFacts {
     pub cache_entries: Vec<CacheEntry>,
     /// The container ships CUDA forward-compatibility libraries (`cuda-compat`).
     pub cuda_forward_compat: bool,
+    /// MPI sonames some object resolves before the loader cache (RPATH, RUNPATH,
+    /// `LD_LIBRARY_PATH`): a loader cache entry cannot redirect them.
+    pub mpi_before_cache: BTreeSet<String>,
+    /// The process environment the bundle starts with.
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,7 +62,13 @@ pub struct HostFacts {
     pub root: PathBuf,
     pub inventory: Option<Inventory>,
     pub target: Option<HostTarget>,
+    /// Every MPI installation found, most preferred first.
+    pub mpi_candidates: Vec<HostMpi>,
+    /// The one chosen for this container (not cached: the container decides).
+    #[serde(skip)]
     pub mpi: Option<HostMpi>,
+    #[serde(skip)]
+    pub mpi_choice: Option<super::choose::MpiChoice>,
     /// GPU driver libraries to inject for `gpu`.
     pub gpu_libs: Vec<Lib>,
     /// Host libraries the config lists that are part of glibc (never injected alone).
@@ -107,39 +84,13 @@ pub struct HostTarget {
     pub source: String,
 }
 
-/// A host MPI installation, with everything that loads with it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HostMpi {
-    pub main: MpiLib,
-    /// The installation's other libraries by soname (`libmpifort.so.12`,
-    /// `libmpi_mpifh.so.40`, ...): they replace the container's copies too.
-    pub family: BTreeMap<String, Lib>,
-    /// Every other library the main library, the family and the plugins load.
-    pub deps: Vec<Lib>,
-    /// Plugin directories the host libraries load from at run time, with their objects.
-    pub plugin_dirs: Vec<PluginDir>,
-    /// Data directories (help texts, default parameters) they read.
-    pub data_dirs: Vec<String>,
-    /// Programs the host libraries start at run time (Open MPI 4's `orted`), mounted at
-    /// their own path: the container's copy, if any, belongs to another release.
-    pub helpers: Vec<Lib>,
-    /// From the config's explicit list rather than discovered.
-    pub explicit: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PluginDir {
-    pub path: String,
-    pub libs: Vec<Lib>,
-    /// Files that could not be read as ELF.
-    pub unreadable: Vec<String>,
-}
-
 /// Everything a verdict needs.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     pub container: ContainerFacts,
     pub host: HostFacts,
+    /// The entrance sets the plan's environment in the container (Apptainer's `--env`).
+    pub sets_env: bool,
 }
 
 /// sonames that belong to glibc: provided by the container's own glibc, never injected.

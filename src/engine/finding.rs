@@ -119,6 +119,14 @@ codes! {
     /// Only a warning: the plugin is one of many a library may load, and may never be used.
     PluginUnverified = "plugin-unverified", Warning,
         "a host plugin that the injected libraries load could not be verified";
+    /// Only a warning: the job loses one provider or component and falls back to another.
+    PluginUnusable = "plugin-unusable", Warning,
+        "a host plugin (a libfabric provider, an MPI component) cannot load in the container";
+    EnvironmentRequired = "environment-required", Error,
+        "the injected libraries need an environment variable that the container's environment does not set";
+    /// Only a warning: what could not be read is not verified, and the report says so.
+    HostMpiIncomplete = "host-mpi-incomplete", Warning,
+        "part of the host's MPI installation could not be read, so it is not verified";
     MicroarchUnsupported = "microarch-unsupported", Error,
         "the container needs a CPU microarchitecture (features) that the host lacks";
     CudaDriverTooOld = "cuda-driver-too-old", Error,
@@ -232,6 +240,8 @@ mod tests {
         Code::OpenmpiInternalsLinked,
         Code::LabelMismatch,
         Code::PluginUnverified,
+        Code::PluginUnusable,
+        Code::HostMpiIncomplete,
     ];
 
     #[test]
@@ -240,7 +250,7 @@ mod tests {
         for code in Code::all() {
             assert!(seen.insert(*code), "{code} listed twice");
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 22);
     }
 
     #[test]

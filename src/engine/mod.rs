@@ -6,6 +6,7 @@
 //! [`plan::build`] turns the choice into mounts and a loader cache. [`report`] puts the
 //! verdict, the findings and the plan together.
 
+pub mod choose;
 pub mod compat;
 pub mod cuda;
 pub mod factcache;

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::facts::{Facts, Lib, is_compiler_runtime, is_glibc_part};
+use super::choose::{container_abi, serving};
+use super::facts::{EnvNeed, Facts, Lib, is_compiler_runtime, is_glibc_part};
 use super::request::Inject;
 
 /// Where the injected dependency libraries appear inside the container. Under `/run`,
@@ -32,6 +33,14 @@ pub struct Selection {
     pub plugins: Vec<Lib>,
     /// Host programs the injected libraries start, mounted at their own path.
     pub helpers: Vec<Lib>,
+    /// A host installation's tree, mounted at its own path.
+    pub prefix: Option<String>,
+    /// Libraries inside that tree the loader cache points at, by the soname asked.
+    pub in_place: Vec<(String, Lib)>,
+    /// Each MPI soname the container asks for, and the host library that serves it.
+    pub asked: BTreeMap<String, Lib>,
+    /// Variables the container's environment needs.
+    pub env: Vec<EnvNeed>,
 }
 
 impl Selection {
@@ -40,6 +49,7 @@ impl Selection {
             && self.deps.is_empty()
             && self.dirs.is_empty()
             && self.helpers.is_empty()
+            && self.prefix.is_none()
     }
 
     /// Every host object that will load in the container.
@@ -49,12 +59,16 @@ impl Selection {
             .map(|(l, _)| l)
             .chain(&self.deps)
             .chain(&self.plugins)
+            .chain(self.in_place.iter().map(|(_, l)| l))
     }
 
-    /// The host library that serves `soname`, if an injected one does.
+    /// The host library that serves `soname`, if an injected one does (by the name the
+    /// container asks for: Intel MPI's `libmpi.so.12` serves `libmpich.so.12`).
     pub fn injected(&self, soname: &str) -> Option<&Lib> {
-        self.host_objects()
-            .find(|l| l.soname.as_deref() == Some(soname))
+        self.asked.get(soname).or_else(|| {
+            self.host_objects()
+                .find(|l| l.soname.as_deref() == Some(soname))
+        })
     }
 }
 
@@ -76,43 +90,72 @@ pub fn select(facts: &Facts, inject: &Inject) -> Selection {
 
 fn select_mpi(facts: &Facts, sel: &mut Selection) {
     let Some(host) = &facts.host.mpi else { return };
-    let main_soname = host.main.lib.soname.clone().unwrap_or_default();
-    // Another MPI ABI (the container does not load the host's soname): nothing to replace.
-    if !facts.container.mpi_targets.contains_key(&main_soname) {
+    let c = &facts.container;
+    let host_abi = host.main.install.as_ref().map(|i| i.abi);
+    // Another MPI ABI: nothing to replace (the rules name the mismatch).
+    if container_abi(c).map(|(abi, _)| abi) != host_abi {
         return;
     }
-    for (soname, target) in &facts.container.mpi_targets {
-        let lib = if *soname == main_soname {
-            Some(&host.main.lib)
-        } else {
-            host.family.get(soname)
+    let prefix = host.prefix.clone();
+    let inside = |p: &str| prefix.as_deref().is_some_and(|x| p.starts_with(&format!("{x}/")));
+    for (soname, target) in &c.mpi_targets {
+        let Some(lib) = serving(host, soname) else {
+            continue;
         };
-        if let Some(lib) = lib {
+        sel.asked.insert(soname.clone(), lib.clone());
+        // A prefix is served where it is mounted, through the loader cache; a soname the
+        // container resolves before the cache (RUNPATH, LD_LIBRARY_PATH) only through a
+        // bind over the file it resolves to.
+        if prefix.is_some() && !c.mpi_before_cache.contains(soname) {
+            sel.in_place.push((soname.clone(), lib.clone()));
+        } else {
             sel.replace.push((lib.clone(), target.clone()));
+        }
+    }
+    if sel.asked.is_empty() {
+        return;
+    }
+    // The tree's own copies first: a library the installation bundles wins over
+    // another of the same soname elsewhere on the host.
+    for dep in host.deps.iter().filter(|d| inside(&d.path)) {
+        if let Some(soname) = dep.soname.as_deref() {
+            if !sel.asked.contains_key(soname) && !is_glibc_part(soname) && !sel.in_place.iter().any(|(s, _)| s == soname) {
+                sel.in_place.push((soname.to_string(), dep.clone()));
+            }
         }
     }
     for dep in &host.deps {
         let Some(soname) = dep.soname.as_deref() else {
             continue;
         };
-        let replaced = sel
-            .replace
-            .iter()
-            .any(|(l, _)| l.soname.as_deref() == Some(soname));
-        if replaced || is_glibc_part(soname) {
+        if sel.asked.contains_key(soname)
+            || is_glibc_part(soname)
+            || sel.in_place.iter().any(|(s, _)| s == soname)
+        {
             continue;
         }
-        if is_compiler_runtime(soname) && facts.container.providers.contains_key(soname) {
+        if is_compiler_runtime(soname) && c.providers.contains_key(soname) {
             continue;
         }
         push_dep(sel, dep);
     }
+    // A host library bound over a container file finds, through its own `$ORIGIN`
+    // RUNPATH, the container's files beside it: the host's copies go over those too.
+    for (soname, path) in &c.search_dir_hits {
+        if let Some(dep) = host.deps.iter().find(|d| d.soname.as_deref() == Some(soname)) {
+            sel.replace.push((dep.clone(), path.clone()));
+        }
+    }
     for dir in &host.plugin_dirs {
-        sel.dirs.push(dir.path.clone());
+        if !inside(&dir.path) {
+            sel.dirs.push(dir.path.clone());
+        }
         sel.plugins.extend(dir.libs.iter().cloned());
     }
-    sel.dirs.extend(host.data_dirs.iter().cloned());
-    sel.helpers.extend(host.helpers.iter().cloned());
+    sel.dirs.extend(host.data_dirs.iter().filter(|d| !inside(d)).cloned());
+    sel.helpers.extend(host.helpers.iter().filter(|h| !inside(&h.path)).cloned());
+    sel.env = host.env.clone();
+    sel.prefix = prefix;
 }
 
 /// Adds a host library for containerspec's directory; never a glibc part, whatever
@@ -168,12 +211,23 @@ impl LdCachePlan {
     }
 }
 
+/// A variable the container's environment must carry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
 pub struct Plan {
     /// containerspec's directory inside the container, null when nothing goes there.
     pub owned_dir: Option<String>,
     pub mounts: Vec<Mount>,
     pub ld_cache: Option<LdCachePlan>,
+    /// Environment the injected libraries need: set by `apptainer exec`/`--print`, and
+    /// required of the container's own environment under a hook, which cannot set it.
+    pub env: Vec<EnvVar>,
 }
 
 /// Turns a selection into mounts and a loader cache.
@@ -183,6 +237,21 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
     }
     let host_path = |p: &str| host_file(&facts.host.root, p);
     let mut mounts = Vec::new();
+    if let Some(prefix) = &sel.prefix {
+        let what = facts
+            .host
+            .mpi
+            .as_ref()
+            .and_then(|m| m.main.install.as_ref())
+            .map_or("MPI".to_string(), |i| {
+                format!("{} {}", i.implementation, i.version.as_deref().unwrap_or(""))
+            });
+        let reason = format!(
+            "host {} installation, at its own path so that its libraries find their own dependencies and plugins",
+            what.trim_end()
+        );
+        mounts.push(mount(host_path(prefix), prefix.clone(), "directory", reason));
+    }
     for (lib, target) in &sel.replace {
         let reason = format!("host {} replaces the container's", lib.name());
         mounts.push(mount(host_path(&lib.path), target.clone(), "file", reason));
@@ -216,12 +285,22 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
             "host plugins or data the injected libraries load".into(),
         ));
     }
-    let ld_cache = (!sel.deps.is_empty()).then(|| cache_plan(facts, sel));
+    let ld_cache = (!sel.deps.is_empty() || !sel.in_place.is_empty()).then(|| cache_plan(facts, sel));
     let owned_dir = (!sel.deps.is_empty()).then(|| OWNED_DIR.to_string());
+    let env = sel
+        .env
+        .iter()
+        .map(|e| EnvVar {
+            name: e.name.clone(),
+            value: e.value.clone(),
+            reason: e.reason.clone(),
+        })
+        .collect();
     Plan {
         owned_dir,
         mounts,
         ld_cache,
+        env,
     }
 }
 
@@ -258,7 +337,19 @@ fn cache_plan(facts: &Facts, sel: &Selection) -> LdCachePlan {
             hwcaps: None,
         })
         .collect();
-    let injected: BTreeMap<&str, ()> = sel.deps.iter().map(|l| (l.name(), ())).collect();
+    // A mounted prefix's libraries at their own path, under the name the container asks
+    // by: `libmpich.so.12` -> Intel MPI's `.../lib/libmpi.so.12`.
+    for (soname, lib) in &sel.in_place {
+        if !entries.iter().any(|e| e.soname == *soname) {
+            entries.push(CacheLine {
+                soname: soname.clone(),
+                path: lib.path.clone(),
+                flags: lib.cache_flags,
+                hwcaps: None,
+            });
+        }
+    }
+    let injected: BTreeMap<String, ()> = entries.iter().map(|e| (e.soname.clone(), ())).collect();
     entries.extend(
         facts
             .container

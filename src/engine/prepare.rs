@@ -11,13 +11,15 @@ use super::facts::*;
 use super::request::Inject;
 use crate::config::Config;
 use crate::input::bundle::Bundle;
-use crate::input::rootfs::{EntryKind, RootError, RootFs};
+use crate::input::rootfs::{RootError, RootFs};
 use crate::inventory::cpu::{HostCpu, target_as_host};
 use crate::inventory::elf::{ElfClass, dynamic_symbols};
 use crate::inventory::gather::{Gathered, Request, gather_with_closure};
+use crate::inventory::libfacts::{lib_of, mpi_lib, parent};
 use crate::inventory::loader::{Closure, FoundVia, Loader};
-use crate::inventory::model::{Inventory, MpiInstall};
-use crate::inventory::mpi;
+use crate::inventory::model::Inventory;
+use crate::inventory::mpi::{self, is_mpi_family};
+use crate::inventory::mpi_host::{self, DiscoverError, Sources};
 use crate::inventory::object::Object;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,8 @@ pub enum PrepareError {
         path: String,
         message: String,
     },
+    #[error(transparent)]
+    Mpi(#[from] DiscoverError),
 }
 
 /// What a verdict is asked about.
@@ -45,14 +49,31 @@ pub struct Inputs<'a> {
     pub cpu: &'a HostCpu,
     /// Use the cache of host facts (`--no-cache` turns it off).
     pub use_cache: bool,
+    /// The caller's `LD_LIBRARY_PATH`, where a loaded module puts its MPI: the commands a
+    /// user runs pass theirs, the hook none (its environment is the runtime's).
+    pub ld_library_path: Option<&'a str>,
+    /// The entrance sets the plan's environment variables in the container itself
+    /// (Apptainer's `--env`); a hook cannot, so the container must already carry them.
+    pub sets_env: bool,
 }
 
 pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
     let hwcaps = inputs.cpu.hwcaps();
-    let host =
+    let mut host =
         super::factcache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
-    let container = container_facts(inputs, &host, &hwcaps);
-    Ok(Facts { container, host })
+    let (mut container, loader) = container_facts(inputs, &hwcaps);
+    let wanted = inputs.bundle.annotations.get("org.supercontainers.mpi").map(String::as_str);
+    if let Some(choice) = super::choose::choose_mpi(&host.mpi_candidates, &container, wanted) {
+        host.mpi = host.mpi_candidates.get(choice.index).cloned();
+        host.mpi_choice = Some(choice);
+    }
+    with_host(&inputs.bundle.rootfs, &loader, &host, &mut container);
+    drop(loader);
+    Ok(Facts {
+        container,
+        host,
+        sets_env: inputs.sets_env,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -71,10 +92,27 @@ fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareEr
     } = gather_with_closure(&root, &request);
     inventory.cpu = Some(inputs.cpu.clone());
     let target = host_target(inputs)?;
-    let mpi = if inputs.inject.mpi {
-        host_mpi(inputs, &root, &loader, &inventory)?
+    let mpi_candidates = if inputs.inject.mpi {
+        let set = &inputs.config.inject.mpi;
+        let sources = Sources {
+            libraries: &set.libraries,
+            prefixes: &set.prefixes,
+            plugin_dirs: &set.plugin_dirs,
+            data_dirs: &set.data_dirs,
+            ld_library_path: inputs.ld_library_path,
+        };
+        // A module's libraries resolve through the caller's search path too.
+        let module_loader;
+        let loader = match inputs.ld_library_path {
+            Some(path) => {
+                module_loader = Loader::new(&root, Some(path), hwcaps.to_vec());
+                &module_loader
+            }
+            None => &loader,
+        };
+        mpi_host::discover(&root, loader, &inventory.mpi, &sources)?
     } else {
-        None
+        Vec::new()
     };
     let gpu_libs = if inputs.inject.gpu {
         gpu_libs(inputs, &root, &loader, &inventory)?
@@ -86,7 +124,9 @@ fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareEr
         root: inputs.host_root.to_path_buf(),
         inventory: Some(inventory),
         target: Some(target),
-        mpi,
+        mpi_candidates,
+        mpi: None,
+        mpi_choice: None,
         gpu_libs,
         glibc_listed,
     })
@@ -125,316 +165,6 @@ fn config_name(config: &Config) -> String {
         .source
         .as_ref()
         .map_or("config".into(), |p| p.display().to_string())
-}
-
-/// The host MPI: the config's explicit list, else the installation the host's loader
-/// sees, preferring the container's family.
-fn host_mpi(
-    inputs: &Inputs,
-    root: &RootFs,
-    loader: &Loader,
-    inventory: &Inventory,
-) -> Result<Option<HostMpi>, PrepareError> {
-    let set = &inputs.config.inject.mpi;
-    let (main, explicit_others, explicit) = if set.libraries.is_empty() {
-        let Some(install) = pick_install(&inventory.mpi, inputs) else {
-            return Ok(None);
-        };
-        let Ok(obj) = Object::load(root, &install.real_path) else {
-            return Ok(None);
-        };
-        (
-            mpi_lib(root, &obj, Some(install.clone())),
-            Vec::new(),
-            false,
-        )
-    } else {
-        let objects = load_listed(root, inputs.host_root, &set.libraries, "mpi")?;
-        let Some(pos) = objects
-            .iter()
-            .position(|o| o.info.soname.as_deref().is_some_and(mpi::is_mpi_soname))
-        else {
-            return Ok(None);
-        };
-        let mut objects = objects;
-        let main_obj = objects.remove(pos);
-        let real = main_obj.path.clone();
-        let install = mpi::identify(
-            &main_obj,
-            main_obj.info.soname.as_deref().unwrap_or_default(),
-            &real,
-        );
-        (mpi_lib(root, &main_obj, Some(install)), objects, true)
-    };
-    let family = family_libs(root, loader, &main.lib, &explicit_others);
-    let mut plugin_dirs = Vec::new();
-    let mut seeds: Vec<Object> = Vec::new();
-    seeds.extend(Object::load(root, &main.lib.path).ok());
-    seeds.extend(
-        family
-            .values()
-            .filter_map(|l| Object::load(root, &l.path).ok()),
-    );
-    seeds.extend(
-        explicit_others
-            .iter()
-            .filter_map(|o| Object::load(root, &o.path).ok()),
-    );
-    let mut deps = closure_libs(root, loader, seeds);
-    // Plugins load libraries that load plugins (an Open MPI component needs libpmix,
-    // which has its own): look again until no new directory turns up.
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    for _ in 0..4 {
-        let mut dirs = plugin_dir_candidates(&main.lib, &deps);
-        dirs.extend(set.plugin_dirs.iter().map(|p| p.display().to_string()));
-        dirs.retain(|d| !seen.contains(d));
-        if dirs.is_empty() {
-            break;
-        }
-        for dir in dirs {
-            seen.insert(dir.clone());
-            let (plugin, plugin_deps) = plugin_dir(root, loader, &dir);
-            if plugin.libs.is_empty() && plugin.unreadable.is_empty() {
-                continue;
-            }
-            for d in plugin_deps {
-                if !deps.iter().any(|x| x.path == d.path) {
-                    deps.push(d);
-                }
-            }
-            if !plugin_dirs
-                .iter()
-                .any(|p: &PluginDir| p.path == plugin.path)
-            {
-                plugin_dirs.push(plugin);
-            }
-        }
-    }
-    let helpers = helper_programs(root, loader, &main.lib, &mut deps);
-    let family_paths: BTreeSet<&str> = family.values().map(|l| l.path.as_str()).collect();
-    // Objects inside a plugin directory come with the directory's mount.
-    let in_plugin_dir = |p: &str| plugin_dirs.iter().any(|d| parent(p) == d.path);
-    deps.retain(|d| {
-        d.path != main.lib.path
-            && !family_paths.contains(d.path.as_str())
-            && !in_plugin_dir(&d.path)
-    });
-    let mut data_dirs: Vec<String> = data_dir_candidates(&main)
-        .into_iter()
-        .filter(|d| root.kind(d) == Some(EntryKind::Dir))
-        .collect();
-    data_dirs.extend(set.data_dirs.iter().map(|p| p.display().to_string()));
-    Ok(Some(HostMpi {
-        main,
-        family,
-        deps,
-        plugin_dirs,
-        data_dirs,
-        helpers,
-        explicit,
-    }))
-}
-
-fn pick_install<'a>(installs: &'a [MpiInstall], inputs: &Inputs) -> Option<&'a MpiInstall> {
-    let wanted = inputs
-        .bundle
-        .annotations
-        .get("org.supercontainers.mpi")
-        .map(|s| s.to_ascii_lowercase());
-    let family = |i: &MpiInstall| match i.abi {
-        crate::inventory::model::MpiAbi::OpenMpi => "openmpi",
-        crate::inventory::model::MpiAbi::Mpich => "mpich",
-        crate::inventory::model::MpiAbi::Standard => "mpi-abi",
-    };
-    installs
-        .iter()
-        .find(|i| wanted.as_deref() == Some(family(i)))
-        .or_else(|| installs.first())
-}
-
-/// The installation's other MPI libraries: the loader cache's MPI-family sonames whose
-/// files live beside the main library.
-fn family_libs(
-    root: &RootFs,
-    loader: &Loader,
-    main: &Lib,
-    listed: &[Object],
-) -> BTreeMap<String, Lib> {
-    let mut out = BTreeMap::new();
-    for obj in listed
-        .iter()
-        .filter(|o| o.info.soname.as_deref().is_some_and(is_mpi_family))
-    {
-        out.insert(
-            obj.info.soname.clone().unwrap_or_default(),
-            lib_of(root, obj),
-        );
-    }
-    let dir = parent(&main.path);
-    let Some(cache) = &loader.cache else {
-        return out;
-    };
-    for entry in cache.entries.iter().filter(|e| is_mpi_family(&e.soname)) {
-        if out.contains_key(&entry.soname) || Some(entry.soname.as_str()) == main.soname.as_deref()
-        {
-            continue;
-        }
-        let Ok(real) = root.canonicalize(&entry.path) else {
-            continue;
-        };
-        if parent(&real) != dir {
-            continue;
-        }
-        if let Ok(obj) = Object::load(root, &real) {
-            out.insert(entry.soname.clone(), lib_of(root, &obj));
-        }
-    }
-    out
-}
-
-/// MPI-family sonames: the libraries an MPI installation ships for applications.
-pub fn is_mpi_family(soname: &str) -> bool {
-    let stem = soname.split(".so").next().unwrap_or_default();
-    soname.contains(".so.") && (stem.starts_with("libmpi") || stem.starts_with("libpmpi"))
-}
-
-/// Everything `seeds` load, transitively, each file once (by canonical path).
-fn closure_libs(root: &RootFs, loader: &Loader, seeds: Vec<Object>) -> Vec<Lib> {
-    let mut out: Vec<Lib> = Vec::new();
-    for seed in seeds {
-        let closure = loader.closure(seed);
-        for obj in closure.objects.iter().skip(1) {
-            let lib = lib_of(root, obj);
-            if !out.iter().any(|l| l.path == lib.path) {
-                out.push(lib);
-            }
-        }
-    }
-    out
-}
-
-/// Where the loaded libraries keep the plugins they `dlopen`: Open MPI's components,
-/// PMIx's, UCX transports, libfabric providers, hwloc plugins, verbs providers, each
-/// beside the library that loads them.
-fn plugin_dir_candidates(main: &Lib, deps: &[Lib]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    if main.name() == "libmpi.so.40" {
-        // Open MPI's components: pkglibdir, `openmpi3` (4.x on Debian), `openmpi40`
-        // (5.x), under the library's directory, its `openmpi/lib`, or its RUNPATH.
-        let main_dir = parent(&main.path);
-        let mut bases = vec![main_dir.clone(), format!("{main_dir}/openmpi/lib")];
-        bases.extend(
-            main.search_dirs
-                .iter()
-                .filter(|d| d.starts_with('/'))
-                .cloned(),
-        );
-        for base in bases {
-            for series in ["openmpi", "openmpi3", "openmpi40", "openmpi5"] {
-                out.insert(format!("{}/{series}", base.trim_end_matches('/')));
-            }
-        }
-    }
-    for lib in std::iter::once(main).chain(deps) {
-        let dir = parent(&lib.path);
-        let sub = match lib.name() {
-            "libpmix.so.2" => "pmix",
-            "libprrte.so.3" | "libprrte.so.2" => "prte",
-            "libucp.so.0" | "libuct.so.0" | "libucs.so.0" => "ucx",
-            "libfabric.so.1" => "libfabric",
-            "libhwloc.so.15" => "hwloc",
-            "libibverbs.so.1" => "libibverbs",
-            _ => continue,
-        };
-        out.insert(format!("{dir}/{sub}"));
-    }
-    out
-}
-
-/// Open MPI before 5 starts its `orted` daemon even for a process started without
-/// `mpirun` (a singleton): the host's must be there, with what it loads.
-fn helper_programs(root: &RootFs, loader: &Loader, main: &Lib, deps: &mut Vec<Lib>) -> Vec<Lib> {
-    let uses_orte = main.needed.iter().any(|n| n == "libopen-rte.so.40");
-    if !uses_orte {
-        return Vec::new();
-    }
-    let prefix_bin = format!("{}/../bin/orted", parent(&main.path));
-    let mut out: Vec<Lib> = Vec::new();
-    for candidate in [prefix_bin.as_str(), "/usr/bin/orted"] {
-        let Ok(real) = root.canonicalize(candidate) else {
-            continue;
-        };
-        if out.iter().any(|l| l.path == real) {
-            continue;
-        }
-        let Ok(obj) = Object::load(root, &real) else {
-            continue;
-        };
-        let closure = loader.closure(obj);
-        let mut objects = closure.objects.into_iter();
-        if let Some(first) = objects.next() {
-            out.push(lib_of(root, &first));
-        }
-        for o in objects {
-            let lib = lib_of(root, &o);
-            if !deps.iter().any(|d| d.path == lib.path) {
-                deps.push(lib);
-            }
-        }
-    }
-    out
-}
-
-/// Open MPI reads its help texts and default parameters from its prefix.
-fn data_dir_candidates(main: &MpiLib) -> Vec<String> {
-    let is_ompi = main
-        .install
-        .as_ref()
-        .is_some_and(|i| i.abi == crate::inventory::model::MpiAbi::OpenMpi);
-    if is_ompi {
-        vec!["/usr/share/openmpi".into(), "/etc/openmpi".into()]
-    } else {
-        Vec::new()
-    }
-}
-
-/// A plugin directory's ELF files and what they load. A plugin whose own dependencies
-/// are missing on the host does not load there either: it is left out of the checks.
-fn plugin_dir(root: &RootFs, loader: &Loader, dir: &str) -> (PluginDir, Vec<Lib>) {
-    let mut plugin = PluginDir {
-        path: dir.to_string(),
-        ..Default::default()
-    };
-    let mut deps = Vec::new();
-    let Ok(real_dir) = root.canonicalize(dir) else {
-        return (plugin, deps);
-    };
-    if root.kind(&real_dir) != Some(EntryKind::Dir) {
-        return (plugin, deps);
-    }
-    plugin.path = real_dir.clone();
-    let mut entries = root.list_dir(&real_dir).unwrap_or_default();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, kind) in entries {
-        if kind != EntryKind::File || !name.contains(".so") {
-            continue;
-        }
-        let path = format!("{real_dir}/{name}");
-        let Ok(obj) = Object::load(root, &path) else {
-            plugin.unreadable.push(path);
-            continue;
-        };
-        let closure: Closure = loader.closure(obj);
-        if !closure.missing.is_empty() {
-            continue;
-        }
-        let mut objects = closure.objects.into_iter();
-        if let Some(first) = objects.next() {
-            plugin.libs.push(lib_of(root, &first));
-        }
-        deps.extend(objects.map(|o| lib_of(root, &o)));
-    }
-    (plugin, deps)
 }
 
 /// NVIDIA driver libraries in the host's loader cache whose file carries the driver
@@ -569,7 +299,7 @@ fn listed_glibc(config: &Config) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // The container
 
-fn container_facts(inputs: &Inputs, host: &HostFacts, hwcaps: &[String]) -> ContainerFacts {
+fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFacts, Loader<'a>) {
     let bundle = inputs.bundle;
     let root = &bundle.rootfs;
     let request = Request {
@@ -579,13 +309,20 @@ fn container_facts(inputs: &Inputs, host: &HostFacts, hwcaps: &[String]) -> Cont
         hwcaps: hwcaps.to_vec(),
     };
     // The loader that resolved the entrypoint: the same LD_LIBRARY_PATH, cache and
-    // objects already parsed.
+    // objects already parsed serve the checks that depend on the host.
     let Gathered {
         inventory,
         closure,
         loader,
     } = gather_with_closure(root, &request);
     let closure = closure.unwrap_or_default();
+    let env = bundle
+        .process
+        .env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut facts = ContainerFacts {
         static_entrypoint: closure.objects.first().is_some_and(|o| o.info.is_static),
         closure: closure.objects.iter().map(|o| lib_of(root, o)).collect(),
@@ -595,14 +332,23 @@ fn container_facts(inputs: &Inputs, host: &HostFacts, hwcaps: &[String]) -> Cont
             .map(|c| c.entries.clone())
             .unwrap_or_default(),
         cuda_forward_compat: has_forward_compat(root),
+        env,
         ..Default::default()
     };
     mpi_side(root, &closure, &inventory, &mut facts);
-    let machine = facts_machine(&inventory);
-    providers(&loader, host, machine, &mut facts);
-    search_dir_hits(root, host, &mut facts);
     facts.inventory = Some(inventory);
-    facts
+    (facts, loader)
+}
+
+/// The container facts that depend on what the host injects: its own copy of each
+/// library a host object needs, and what the host objects' search paths find in it.
+fn with_host(root: &RootFs, loader: &Loader, host: &HostFacts, facts: &mut ContainerFacts) {
+    let machine = facts
+        .inventory
+        .as_ref()
+        .map_or(goblin::elf::header::EM_X86_64, facts_machine);
+    providers(loader, host, machine, facts);
+    search_dir_hits(root, host, facts);
 }
 
 /// The container's MPI library, where each MPI soname resolves, and what the closure
@@ -611,6 +357,9 @@ fn mpi_side(root: &RootFs, closure: &Closure, inventory: &Inventory, facts: &mut
     let mut resolved: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (obj, edges) in closure.objects.iter().zip(&closure.edges) {
         for edge in edges.iter().filter(|e| is_mpi_family(&e.soname)) {
+            if matches!(edge.via, FoundVia::Rpath | FoundVia::LdLibraryPath | FoundVia::Runpath) {
+                facts.mpi_before_cache.insert(edge.soname.clone());
+            }
             let real = root
                 .canonicalize(&edge.path)
                 .unwrap_or_else(|_| edge.path.clone());
@@ -693,6 +442,7 @@ fn imports(closure: &Closure, mpi: &MpiLib) -> Vec<Import> {
 /// The container's own copy of every library a host object needs, and the ones its
 /// `LD_LIBRARY_PATH` would find before the injected copies.
 fn providers(loader: &Loader, host: &HostFacts, machine: u16, facts: &mut ContainerFacts) {
+    // Libraries inside a mounted prefix come with it: the container's copies never serve.
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     if let Some(m) = &host.mpi {
         let libs = std::iter::once(&m.main.lib)
@@ -790,57 +540,3 @@ fn has_forward_compat(root: &RootFs) -> bool {
         .any(|(n, _)| n.starts_with("libcuda.so"))
 }
 
-// ---------------------------------------------------------------------------------------
-
-fn mpi_lib(root: &RootFs, obj: &Object, install: Option<MpiInstall>) -> MpiLib {
-    let defined_symbols = dynamic_symbols(&obj.bytes())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| s.defined)
-        .map(|s| s.name)
-        .collect();
-    MpiLib {
-        lib: lib_of(root, obj),
-        install,
-        defined_symbols,
-    }
-}
-
-/// The facts of one object, at its canonical path.
-fn lib_of(root: &RootFs, obj: &Object) -> Lib {
-    Lib {
-        path: root
-            .canonicalize(&obj.path)
-            .unwrap_or_else(|_| obj.path.clone()),
-        soname: obj.info.soname.clone(),
-        needed: obj.info.needed.clone(),
-        needs: obj.info.version_needs.clone(),
-        defines: obj.info.version_definitions.clone(),
-        cache_flags: cache_flags(obj.info.machine),
-        search_dirs: if obj.info.runpath.is_empty() {
-            obj.info.rpath.clone()
-        } else {
-            obj.info.runpath.clone()
-        },
-    }
-}
-
-/// The flags ldconfig gives a library of this machine (`libc6` plus the ABI).
-fn cache_flags(machine: u16) -> i32 {
-    use crate::inventory::ldcache::*;
-    match machine {
-        goblin::elf::header::EM_X86_64 => FLAG_ELF_LIBC6 | FLAG_X8664_LIB64,
-        goblin::elf::header::EM_AARCH64 => FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64,
-        _ => FLAG_ELF_LIBC6,
-    }
-}
-
-fn parent(path: &str) -> String {
-    path.rsplit_once('/').map_or("/".into(), |(d, _)| {
-        if d.is_empty() {
-            "/".into()
-        } else {
-            d.to_string()
-        }
-    })
-}

@@ -37,6 +37,8 @@ pub struct Report {
     pub policy_notes: Vec<String>,
     /// What injection would do. Carried out only when the verdict is compatible.
     pub plan: Plan,
+    /// The host MPI installation judged for MPI injection, and why (null without one).
+    pub host_mpi: Option<super::choose::MpiChoice>,
 }
 
 /// Runs the rules and builds the report.
@@ -70,6 +72,7 @@ pub fn evaluate(
         findings,
         policy_notes,
         plan,
+        host_mpi: facts.host.mpi_choice.clone(),
     }
 }
 
@@ -102,6 +105,12 @@ impl Report {
         }
         for n in &self.policy_notes {
             let _ = writeln!(out, "  note    {n}");
+        }
+        if let Some(m) = &self.host_mpi {
+            let _ = writeln!(out, "host MPI: {} ({})", m.chosen, m.reason);
+            for other in &m.others {
+                let _ = writeln!(out, "  also found: {other}");
+            }
         }
         self.render_plan(&mut out);
         out
@@ -138,6 +147,9 @@ impl Report {
                 c.destination,
                 c.entries.len()
             );
+        }
+        for e in &self.plan.env {
+            let _ = writeln!(out, "  env {}={} ({})", e.name, e.value, e.reason);
         }
     }
 }

@@ -88,10 +88,11 @@ pub struct LoaderCacheSummary {
     pub conf_dirs: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MpiAbi {
     /// The MPICH ABI initiative: MPICH >= 3.1, Intel MPI >= 5, Cray MPICH, MVAPICH2, ...
+    #[default]
     Mpich,
     /// Open MPI's own ABI (`libmpi.so.40` for 3.0 to 5.0; `libmpi.so.12` for 1.10).
     OpenMpi,
@@ -99,7 +100,7 @@ pub enum MpiAbi {
     Standard,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MpiInstall {
     pub abi: MpiAbi,
     /// `MPICH`, `Open MPI`, `Intel MPI`, `MVAPICH2`, `Cray MPICH`, ...

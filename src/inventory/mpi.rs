@@ -15,16 +15,56 @@ use super::model::{MpiAbi, MpiInstall};
 use super::object::Object;
 use super::strings::{c_strings, find, is_dotted_version, string_at, strings_after};
 
-/// True for sonames that name an MPI library's main entry point.
+/// True for sonames that name an MPI library's main entry point (its C interface).
 pub fn is_mpi_soname(soname: &str) -> bool {
-    let Some((stem, major)) = soname.split_once(".so.") else {
-        return false;
+    abi_role(soname).is_some_and(|(_, role)| role == MpiRole::C)
+        || soname.split_once(".so.").is_some_and(|(stem, major)| {
+            stem == "libmpi" && !major.is_empty() && major.chars().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// MPI-family sonames: the libraries an MPI installation ships for applications.
+pub fn is_mpi_family(soname: &str) -> bool {
+    let stem = soname.split(".so").next().unwrap_or_default();
+    soname.contains(".so.") && (stem.starts_with("libmpi") || stem.starts_with("libpmpi"))
+}
+
+/// Which interface of an ABI a library provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MpiRole {
+    C,
+    Fortran,
+    Cxx,
+}
+
+/// The ABI and interface a soname stands for where one ABI ships under several names:
+/// the MPICH ABI initiative's `.so.12` libraries (MPICH's `libmpich`/`libmpi`, Intel's
+/// `libmpi`, Cray's `libmpi_cray` and `libmpi_gnu_123`, Fortran `libmpichfort`/`libmpifort`
+/// and their compiler-suffixed forms, C++ `libmpichcxx`/`libmpicxx`) and the MPI-5
+/// standard ABI (`libmpi_abi`, `libmpifort_abi`). Open MPI's sonames name one library
+/// each and are matched as they are (None here). `libmpi.so.12` is MPICH's name too, so
+/// it maps here; an Open MPI 1.10 `libmpi.so.12` is told apart by its symbols, not its name.
+pub fn abi_role(soname: &str) -> Option<(MpiAbi, MpiRole)> {
+    let (stem, major) = soname.split_once(".so.")?;
+    if major.is_empty() || !major.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    match (stem, major) {
+        ("libmpi_abi", _) => return Some((MpiAbi::Standard, MpiRole::C)),
+        ("libmpifort_abi", _) => return Some((MpiAbi::Standard, MpiRole::Fortran)),
+        (_, "12") => {}
+        _ => return None,
+    }
+    let role = match stem {
+        "libmpich" | "libmpi" | "libmpi_cray" | "libmpi_ibm" => MpiRole::C,
+        "libmpichfort" | "libmpifort" | "libmpifort_cray" => MpiRole::Fortran,
+        "libmpichcxx" | "libmpicxx" => MpiRole::Cxx,
+        // Cray's compiler-suffixed builds: libmpi_gnu_123, libmpi_intel_2022, libmpifort_gnu_123.
+        s if s.starts_with("libmpifort_") => MpiRole::Fortran,
+        s if s.starts_with("libmpi_") && !s.starts_with("libmpi_ilp64") => MpiRole::C,
+        _ => return None,
     };
-    let stem_ok = matches!(
-        stem,
-        "libmpi" | "libmpich" | "libmpi_abi" | "libmpi_cray" | "libmpi_ibm"
-    );
-    stem_ok && !major.is_empty() && major.chars().all(|c| c.is_ascii_digit())
+    Some((MpiAbi::Mpich, role))
 }
 
 /// Identifies the MPI installation behind `obj`, found at `path` (which may be a symlink
@@ -35,6 +75,7 @@ pub fn identify(obj: &Object, soname: &str, real_path: &str) -> MpiInstall {
     let abi = abi_family(soname, &symbols, &defined);
     let implementation = implementation(abi, soname, &symbols);
     let (version, source, device) = match abi {
+        MpiAbi::Mpich if implementation == "Intel MPI" => intel_version(obj),
         MpiAbi::Mpich => mpich_version(obj),
         MpiAbi::OpenMpi => open_mpi_version(obj),
         MpiAbi::Standard => (None, None, None),
@@ -119,6 +160,31 @@ fn mpich_version(obj: &Object) -> VersionFacts {
     }
 }
 
+/// Intel MPI reports its own release (`2021.13`), printed in its banner ("Intel(R) MPI
+/// Library %s for Linux* OS") from a string of its own in `.rodata`; the MPICH version
+/// its `MPII_Version_string` holds is the base it derives from, not what users know.
+fn intel_version(obj: &Object) -> VersionFacts {
+    let (_, _, device) = mpich_version(obj);
+    obj.ensure_section(".rodata");
+    let bytes = obj.bytes();
+    let rodata = section_bytes(&bytes, ".rodata").unwrap_or_default();
+    let mut found: Vec<&str> = c_strings(rodata, 6)
+        .filter(|s| is_dotted_version(s))
+        .filter(|s| {
+            s.split('.')
+                .next()
+                .and_then(|y| y.parse::<u32>().ok())
+                .is_some_and(|y| (2017..2100).contains(&y))
+        })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    match found.as_slice() {
+        [one] => (Some((*one).to_string()), Some("rodata".to_string()), device),
+        _ => (None, None, device),
+    }
+}
+
 /// MPICH's version block is laid out in `.rodata` as: device (`ch4:ucx`), the configure
 /// arguments (containing `--with-device=`), the ABI (`16:1:4`), the build date, the
 /// version. Accept it only when that whole sequence is there.
@@ -179,6 +245,7 @@ mod tests {
             "libmpi.so.12",
             "libmpi_abi.so.1",
             "libmpi_cray.so.12",
+            "libmpi_gnu_123.so.12",
         ] {
             assert!(is_mpi_soname(yes), "{yes}");
         }
@@ -191,6 +258,23 @@ mod tests {
         ] {
             assert!(!is_mpi_soname(no), "{no}");
         }
+    }
+
+    #[test]
+    fn one_abi_many_names() {
+        let c = Some((MpiAbi::Mpich, MpiRole::C));
+        for name in ["libmpich.so.12", "libmpi.so.12", "libmpi_cray.so.12", "libmpi_gnu_123.so.12"] {
+            assert_eq!(abi_role(name), c, "{name}");
+        }
+        let fort = Some((MpiAbi::Mpich, MpiRole::Fortran));
+        for name in ["libmpichfort.so.12", "libmpifort.so.12", "libmpifort_gnu_123.so.12"] {
+            assert_eq!(abi_role(name), fort, "{name}");
+        }
+        assert_eq!(abi_role("libmpicxx.so.12"), Some((MpiAbi::Mpich, MpiRole::Cxx)));
+        assert_eq!(abi_role("libmpi_abi.so.1"), Some((MpiAbi::Standard, MpiRole::C)));
+        assert_eq!(abi_role("libmpi.so.40"), None);
+        assert_eq!(abi_role("libmpi_ilp64.so.4"), None);
+        assert_eq!(abi_role("libmpi_ilp64.so.12"), None);
     }
 
     #[test]
