@@ -505,7 +505,12 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         .and_then(|i| i.libc.as_ref())
         .and_then(|l| l.version.clone());
     let container_objects = still_loaded(facts, sel);
-    let plugin_paths: BTreeSet<&str> = sel.plugins.iter().map(|l| l.path.as_str()).collect();
+    let plugin_paths: BTreeSet<&str> = sel
+        .plugins
+        .iter()
+        .map(|l| l.path.as_str())
+        .chain(sel.optional.iter().map(String::as_str))
+        .collect();
     let loaded: Vec<(&Lib, bool)> = sel
         .host_objects()
         .map(|l| (l, true))
@@ -522,7 +527,7 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         check_loaded(facts, sel, &[plugin], glibc.as_deref(), &mut found);
         if let Some(first) = found.first() {
             out.push(
-                Finding::new(Code::PluginUnusable, format!("host plugin {} cannot load in the container ({}); the job runs without it, on another provider or component", plugin.0.path, first.message))
+                Finding::new(Code::PluginUnusable, format!("host plugin (or library only plugins load) {} cannot load in the container ({}); the job runs without it, on another provider or component", plugin.0.path, first.message))
                     .objects([plugin.0.path.clone()])
                     .versions(found.iter().flat_map(|f| f.versions.clone())),
             );

@@ -41,6 +41,8 @@ pub struct Selection {
     pub asked: BTreeMap<String, Lib>,
     /// Variables the container's environment needs.
     pub env: Vec<EnvNeed>,
+    /// Paths of injected objects that only plugins load: optional, like the plugins.
+    pub optional: std::collections::BTreeSet<String>,
 }
 
 impl Selection {
@@ -117,14 +119,17 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
     }
     // The tree's own copies first: a library the installation bundles wins over
     // another of the same soname elsewhere on the host.
-    for dep in host.deps.iter().filter(|d| inside(&d.path)) {
+    sel.optional
+        .extend(host.plugin_deps.iter().map(|d| d.path.clone()));
+    let all_deps = || host.deps.iter().chain(&host.plugin_deps);
+    for dep in all_deps().filter(|d| inside(&d.path)) {
         if let Some(soname) = dep.soname.as_deref() {
             if !sel.asked.contains_key(soname) && !is_glibc_part(soname) && !sel.in_place.iter().any(|(s, _)| s == soname) {
                 sel.in_place.push((soname.to_string(), dep.clone()));
             }
         }
     }
-    for dep in &host.deps {
+    for dep in all_deps() {
         let Some(soname) = dep.soname.as_deref() else {
             continue;
         };

@@ -448,6 +448,7 @@ fn providers(loader: &Loader, host: &HostFacts, machine: u16, facts: &mut Contai
         let libs = std::iter::once(&m.main.lib)
             .chain(m.family.values())
             .chain(&m.deps)
+            .chain(&m.plugin_deps)
             .chain(m.plugin_dirs.iter().flat_map(|d| &d.libs));
         for lib in libs {
             wanted.extend(lib.needed.iter().cloned());

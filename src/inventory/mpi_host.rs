@@ -60,8 +60,10 @@ pub struct HostMpi {
     /// The installation's other libraries of the same ABI by soname (`libmpifort.so.12`,
     /// `libmpi_mpifh.so.40`, ...): they replace the container's copies too.
     pub family: BTreeMap<String, Lib>,
-    /// Every other library the main library, the family and the plugins load.
+    /// Every other library the main library and the family load.
     pub deps: Vec<Lib>,
+    /// Libraries only plugins load: optional like the plugins themselves.
+    pub plugin_deps: Vec<Lib>,
     /// Plugin directories the host libraries load from at run time, with their objects.
     pub plugin_dirs: Vec<PluginDir>,
     /// Data directories (help texts, default parameters) they read.
@@ -165,6 +167,10 @@ pub fn discover(
             push(m, &mut out);
         }
     }
+    // In the loader cache, a site's own installation (registered in ld.so.conf) wins
+    // over the distribution's package beside it.
+    let mut cached: Vec<&MpiInstall> = cached.iter().collect();
+    cached.sort_by_key(|i| prefix_of(&parent(&i.real_path)).is_none());
     for install in cached {
         match Object::load(root, &install.real_path) {
             Ok(obj) => {
@@ -301,6 +307,7 @@ fn read_install(
         }
     }
     let mut plugin_dirs: Vec<PluginDir> = Vec::new();
+    let mut only_plugins: Vec<Lib> = Vec::new();
     // Plugins load libraries that load plugins (an Open MPI component needs libpmix,
     // which has its own): look again until no new directory turns up.
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -316,6 +323,7 @@ fn read_install(
             let loaded: BTreeSet<String> = std::iter::once(&main.lib)
                 .chain(family.values())
                 .chain(&deps)
+                .chain(&only_plugins)
                 .filter_map(|l| l.soname.clone())
                 .collect();
             let (plugin, plugin_deps) = plugin_dir(root, loader, &dir, &loaded);
@@ -323,8 +331,8 @@ fn read_install(
                 continue;
             }
             for d in plugin_deps {
-                if !deps.iter().any(|x| x.path == d.path) {
-                    deps.push(d);
+                if !deps.iter().chain(&only_plugins).any(|x| x.path == d.path) {
+                    only_plugins.push(d);
                 }
             }
             if !plugin_dirs.iter().any(|p| p.path == plugin.path) {
@@ -335,9 +343,11 @@ fn read_install(
     let helpers = helper_programs(root, loader, &main.lib, &mut deps);
     let family_paths: BTreeSet<&str> = family.values().map(|l| l.path.as_str()).collect();
     let in_plugin_dir = |p: &str| plugin_dirs.iter().any(|d| parent(p) == d.path);
-    deps.retain(|d| {
+    let keep = |d: &Lib| {
         d.path != main.lib.path && !family_paths.contains(d.path.as_str()) && !in_plugin_dir(&d.path)
-    });
+    };
+    deps.retain(keep);
+    only_plugins.retain(keep);
     let mut data_dirs: Vec<String> = if prefix.is_none() {
         data_dir_candidates(&install)
             .into_iter()
@@ -352,6 +362,7 @@ fn read_install(
         main,
         family,
         deps,
+        plugin_deps: only_plugins,
         plugin_dirs,
         data_dirs,
         helpers,

@@ -22,7 +22,7 @@ const ROOTS: &[&str] = &[
     "bookworm-openmpi",
     "trixie-openmpi",
 ];
-const PROGRAM: &str = "/opt/containerspec-test/mpi-version";
+pub(crate) const PROGRAM: &str = "/opt/containerspec-test/mpi-version";
 
 struct Outcome {
     pair: String,
@@ -52,6 +52,18 @@ fn run_with_mounts(
     mounts: &[(String, String, String)],
     cache: Option<&Path>,
 ) -> std::process::Output {
+    run_with_plan(work, rootfs, mounts, cache, &[])
+}
+
+/// [`run_with_mounts`], with `env` (NAME=VALUE) added to the program's environment.
+pub(crate) fn run_with_plan(
+    work: &Path,
+    rootfs: &Path,
+    mounts: &[(String, String, String)],
+    cache: Option<&Path>,
+    env: &[String],
+) -> std::process::Output {
+    let extra: String = env.iter().map(|e| format!(" '{e}'")).collect();
     let mut script = String::from("set -e\n");
     let merged = work.join("merged");
     script += &format!(
@@ -83,7 +95,7 @@ fn run_with_mounts(
     script += &format!(
         "mount -t proc proc {m}/proc\nmount --rbind /sys {m}/sys\nmount --rbind /dev {m}/dev\nmount -t tmpfs tmpfs {m}/tmp\n\
          exec timeout 60 chroot {m} /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root OMPI_ALLOW_RUN_AS_ROOT=1 \
-         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm=isolated OMPI_MCA_btl=self {PROGRAM}\n",
+         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm=isolated OMPI_MCA_btl=self{extra} {PROGRAM}\n",
         m = merged.display()
     );
     Command::new("unshare")

@@ -22,3 +22,4 @@ mod ldcache_write;
 mod real_rootfs;
 mod rootfs;
 mod sif;
+mod site_mpi;

@@ -35,6 +35,8 @@ if [[ $(id -u) -eq 0 ]]; then
   # Real Apptainer (from a Debian sid root) and the SIFs it builds, for the apptainer
   # tests (a set-up for named roots only, as the benchmark asks for, skips them).
   if [[ $# -eq 0 ]]; then
+    # Third-party MPI builds under a site prefix, on host roots, for the injection tests.
+    "$here/site-mpi.sh" >/dev/null
     "$here/apptainer.sh" build >/dev/null
     for name in trixie-mpich bullseye-mpich; do
       "$here/apptainer.sh" sif "$name" >/dev/null
