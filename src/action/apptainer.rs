@@ -219,7 +219,14 @@ pub fn shell_env_args(env: &[EnvVar]) -> String {
 /// `export APPTAINERENV_NAME=VALUE` lines for the plan's environment.
 pub fn shell_env_exports(env: &[EnvVar], flavor: Flavor) -> String {
     env.iter()
-        .map(|e| format!("export {}{}={}\n", flavor.env_prefix(), e.name, shell_quote(&e.value)))
+        .map(|e| {
+            format!(
+                "export {}{}={}\n",
+                flavor.env_prefix(),
+                e.name,
+                shell_quote(&e.value)
+            )
+        })
         .collect()
 }
 

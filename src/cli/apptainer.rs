@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::check_bundle::{VerdictOptions, verdict};
 use super::{CliError, print_json};
 use crate::action::apptainer::{
-    Bind, Flavor, binds, exec, exec_command, ld_cache_dir, shell_args, shell_env,
-    shell_env_args, shell_env_exports,
+    Bind, Flavor, binds, exec, exec_command, ld_cache_dir, shell_args, shell_env, shell_env_args,
+    shell_env_exports,
 };
 use crate::config::Config;
 use crate::engine::finding::Severity;
@@ -163,7 +163,10 @@ fn judge(
     command: Vec<String>,
     opts: &JudgeOptions,
 ) -> Result<(Report, ImageForm), CliError> {
-    let config = Config::load_for(opts.verdict.config.as_deref(), opts.verdict.host_root.as_deref())?;
+    let config = Config::load_for(
+        opts.verdict.config.as_deref(),
+        opts.verdict.host_root.as_deref(),
+    )?;
     let opened = Image::open(image)?;
     let (bundle, form) = opened.into_bundle(command);
     let report = verdict(

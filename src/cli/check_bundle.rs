@@ -97,7 +97,10 @@ pub(super) fn verdict(
 }
 
 pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
-    let config = Config::load_for(args.verdict.config.as_deref(), args.verdict.host_root.as_deref())?;
+    let config = Config::load_for(
+        args.verdict.config.as_deref(),
+        args.verdict.host_root.as_deref(),
+    )?;
     let bundle = Bundle::load(&args.bundle)?;
     let report = verdict(
         &bundle,

@@ -33,7 +33,11 @@ pub struct MpiChoice {
 /// The ABI the container's MPI needs: the standard ABI where it links `libmpi_abi`, else
 /// its library's family.
 pub fn container_abi(c: &ContainerFacts) -> Option<(MpiAbi, String)> {
-    if let Some(s) = c.mpi_targets.keys().find(|s| s.starts_with("libmpi_abi.so.")) {
+    if let Some(s) = c
+        .mpi_targets
+        .keys()
+        .find(|s| s.starts_with("libmpi_abi.so."))
+    {
         return Some((MpiAbi::Standard, s.clone()));
     }
     let m = c.mpi.as_ref()?;
@@ -46,9 +50,18 @@ fn describe(m: &HostMpi) -> String {
         .main
         .install
         .as_ref()
-        .map(|i| (i.implementation.as_str(), i.version.as_deref().unwrap_or("?")))
+        .map(|i| {
+            (
+                i.implementation.as_str(),
+                i.version.as_deref().unwrap_or("?"),
+            )
+        })
         .unwrap_or(("MPI", "?"));
-    format!("{name} {version} ({}) at {}", m.main.lib.name(), m.main.lib.path)
+    format!(
+        "{name} {version} ({}) at {}",
+        m.main.lib.name(),
+        m.main.lib.path
+    )
 }
 
 /// Chooses among `candidates` (most preferred first) for the container.
@@ -84,11 +97,28 @@ pub fn choose_mpi(
         } else {
             "; installations found earlier do not fit".to_string()
         };
-        (i, format!("{what}; found through {}{first}", candidates[i].origin.describe()))
-    } else if let Some(i) = label_abi.and_then(|a| candidates.iter().position(|m| abi_of(m) == Some(a))) {
-        (i, "the container's org.supercontainers.mpi label asks for this family".to_string())
+        (
+            i,
+            format!(
+                "{what}; found through {}{first}",
+                candidates[i].origin.describe()
+            ),
+        )
+    } else if let Some(i) =
+        label_abi.and_then(|a| candidates.iter().position(|m| abi_of(m) == Some(a)))
+    {
+        (
+            i,
+            "the container's org.supercontainers.mpi label asks for this family".to_string(),
+        )
     } else {
-        (0, format!("no installation fits the container's MPI; the first found, through {}, is judged", candidates[0].origin.describe()))
+        (
+            0,
+            format!(
+                "no installation fits the container's MPI; the first found, through {}, is judged",
+                candidates[0].origin.describe()
+            ),
+        )
     };
     Some(MpiChoice {
         index,
@@ -123,7 +153,13 @@ mod tests {
     use crate::inventory::model::MpiInstall;
     use crate::inventory::mpi_host::MpiOrigin;
 
-    fn host(implementation: &str, abi: MpiAbi, soname: &str, origin: MpiOrigin, family: &[&str]) -> HostMpi {
+    fn host(
+        implementation: &str,
+        abi: MpiAbi,
+        soname: &str,
+        origin: MpiOrigin,
+        family: &[&str],
+    ) -> HostMpi {
         let lib = |s: &str| Lib {
             path: format!("/sw/{implementation}/lib/{s}"),
             soname: Some(s.into()),
@@ -170,10 +206,34 @@ mod tests {
     #[test]
     fn the_container_abi_decides_then_the_most_explicit_source() {
         let hosts = vec![
-            host("Open MPI", MpiAbi::OpenMpi, "libmpi.so.40", MpiOrigin::ConfigPrefix, &[]),
-            host("Intel MPI", MpiAbi::Mpich, "libmpi.so.12", MpiOrigin::LdLibraryPath, &["libmpifort.so.12"]),
-            host("MPICH", MpiAbi::Mpich, "libmpich.so.12", MpiOrigin::LoaderCache, &[]),
-            host("MPICH", MpiAbi::Standard, "libmpi_abi.so.1", MpiOrigin::LoaderCache, &[]),
+            host(
+                "Open MPI",
+                MpiAbi::OpenMpi,
+                "libmpi.so.40",
+                MpiOrigin::ConfigPrefix,
+                &[],
+            ),
+            host(
+                "Intel MPI",
+                MpiAbi::Mpich,
+                "libmpi.so.12",
+                MpiOrigin::LdLibraryPath,
+                &["libmpifort.so.12"],
+            ),
+            host(
+                "MPICH",
+                MpiAbi::Mpich,
+                "libmpich.so.12",
+                MpiOrigin::LoaderCache,
+                &[],
+            ),
+            host(
+                "MPICH",
+                MpiAbi::Standard,
+                "libmpi_abi.so.1",
+                MpiOrigin::LoaderCache,
+                &[],
+            ),
         ];
         let c = container(MpiAbi::Mpich, &["libmpich.so.12", "libmpichfort.so.12"]);
         let choice = choose_mpi(&hosts, &c, None).unwrap();
@@ -182,7 +242,10 @@ mod tests {
         assert!(choice.reason.contains("MPICH ABI"), "{}", choice.reason);
         let served = serving(&hosts[1], "libmpichfort.so.12").unwrap();
         assert_eq!(served.name(), "libmpifort.so.12");
-        assert_eq!(serving(&hosts[1], "libmpich.so.12").unwrap().name(), "libmpi.so.12");
+        assert_eq!(
+            serving(&hosts[1], "libmpich.so.12").unwrap().name(),
+            "libmpi.so.12"
+        );
         assert!(serving(&hosts[1], "libmpicxx.so.12").is_none());
 
         let c = container(MpiAbi::OpenMpi, &["libmpi.so.40"]);

@@ -331,8 +331,11 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
     environment(facts, sel, out);
     for problem in facts.host.mpi.iter().flat_map(|m| &m.problems) {
         out.push(
-            Finding::new(Code::HostMpiIncomplete, format!("{problem}; it is not verified"))
-                .objects([problem.split(':').next().unwrap_or_default().to_string()]),
+            Finding::new(
+                Code::HostMpiIncomplete,
+                format!("{problem}; it is not verified"),
+            )
+            .objects([problem.split(':').next().unwrap_or_default().to_string()]),
         );
     }
     for dir in facts.host.mpi.iter().flat_map(|m| &m.plugin_dirs) {

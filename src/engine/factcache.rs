@@ -38,7 +38,50 @@ const WATCHED: &[&str] = &[
 #[derive(Serialize, Deserialize)]
 struct Entry {
     key: String,
+    /// Every host file the facts were read from, with its identity when read: a library
+    /// replaced in place (same directory, so no watched directory changes) is seen here.
+    files: Vec<(String, String)>,
     host: HostFacts,
+}
+
+/// The host files behind `host`: each installation's libraries and plugins, and the GPU
+/// driver libraries.
+fn files_of(host: &HostFacts) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in &host.mpi_candidates {
+        out.push(m.main.lib.path.clone());
+        out.extend(m.family.values().map(|l| l.path.clone()));
+        out.extend(
+            m.deps
+                .iter()
+                .chain(&m.plugin_deps)
+                .chain(&m.helpers)
+                .map(|l| l.path.clone()),
+        );
+        for d in &m.plugin_dirs {
+            out.push(d.path.clone());
+            out.extend(d.libs.iter().map(|l| l.path.clone()));
+        }
+    }
+    out.extend(host.gpu_libs.iter().map(|l| l.path.clone()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Inode, size, modification and change times of `path` inside `root` ("-" if gone).
+fn identity(root: &Path, path: &str) -> String {
+    std::fs::symlink_metadata(root.join(path.trim_start_matches('/'))).map_or("-".into(), |m| {
+        format!(
+            "{}:{}:{}.{}:{}.{}",
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        )
+    })
 }
 
 /// The host facts from the cache, or from `read` (and then cached).
@@ -50,12 +93,20 @@ pub fn host_facts(
     let Some((path, key)) = use_cache.then(|| location(inputs)).flatten() else {
         return read();
     };
-    if let Some(host) = load(&path, &key) {
+    let root = inputs.host_root;
+    if let Some(host) = load(&path, &key, root) {
         log::debug!("{}: host facts from the cache", path.display());
         return Ok(host);
     }
     let host = read()?;
-    let entry = Entry { key, host };
+    let files = files_of(&host)
+        .into_iter()
+        .map(|f| {
+            let id = identity(root, &f);
+            (f, id)
+        })
+        .collect();
+    let entry = Entry { key, files, host };
     if let (Some(dir), Ok(bytes)) = (path.parent(), serde_json::to_vec(&entry)) {
         if let Err(e) = write_atomic(dir, &path, &bytes) {
             log::debug!("{}: cannot write cache: {e}", path.display());
@@ -88,10 +139,11 @@ fn prune(dir: &Path) {
     }
 }
 
-fn load(path: &Path, key: &str) -> Option<HostFacts> {
+fn load(path: &Path, key: &str, root: &Path) -> Option<HostFacts> {
     let bytes = std::fs::read(path).ok()?;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-    (entry.key == key).then_some(entry.host)
+    let unchanged = entry.files.iter().all(|(f, id)| identity(root, f) == *id);
+    (entry.key == key && unchanged).then_some(entry.host)
 }
 
 /// The entry's file (one per host root and request, so the directory stays small) and
@@ -100,10 +152,11 @@ fn location(inputs: &Inputs) -> Option<(PathBuf, String)> {
     let dir = cache_dir()?;
     let root = std::fs::canonicalize(inputs.host_root).ok()?;
     let request = format!(
-        "{}|{:?}|{:?}",
+        "{}|{:?}|{:?}|{:?}",
         root.display(),
         inputs.inject,
-        inputs.host_target
+        inputs.host_target,
+        inputs.ld_library_path
     );
     let name = format!("host-facts-{:016x}.json", hash(&request));
     let config = format!(

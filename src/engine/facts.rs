@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::ldcache::CacheEntry;
-use crate::inventory::model::Inventory;
 pub use crate::inventory::libfacts::{Lib, MpiLib};
+use crate::inventory::model::Inventory;
 pub use crate::inventory::mpi_host::{EnvNeed, HostMpi, MpiOrigin, PluginDir};
 
 /// A symbol a container object imports from its MPI library.

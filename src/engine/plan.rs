@@ -99,7 +99,11 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
         return;
     }
     let prefix = host.prefix.clone();
-    let inside = |p: &str| prefix.as_deref().is_some_and(|x| p.starts_with(&format!("{x}/")));
+    let inside = |p: &str| {
+        prefix
+            .as_deref()
+            .is_some_and(|x| p.starts_with(&format!("{x}/")))
+    };
     for (soname, target) in &c.mpi_targets {
         let Some(lib) = serving(host, soname) else {
             continue;
@@ -124,7 +128,10 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
     let all_deps = || host.deps.iter().chain(&host.plugin_deps);
     for dep in all_deps().filter(|d| inside(&d.path)) {
         if let Some(soname) = dep.soname.as_deref() {
-            if !sel.asked.contains_key(soname) && !is_glibc_part(soname) && !sel.in_place.iter().any(|(s, _)| s == soname) {
+            if !sel.asked.contains_key(soname)
+                && !is_glibc_part(soname)
+                && !sel.in_place.iter().any(|(s, _)| s == soname)
+            {
                 sel.in_place.push((soname.to_string(), dep.clone()));
             }
         }
@@ -147,7 +154,11 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
     // A host library bound over a container file finds, through its own `$ORIGIN`
     // RUNPATH, the container's files beside it: the host's copies go over those too.
     for (soname, path) in &c.search_dir_hits {
-        if let Some(dep) = host.deps.iter().find(|d| d.soname.as_deref() == Some(soname)) {
+        if let Some(dep) = host
+            .deps
+            .iter()
+            .find(|d| d.soname.as_deref() == Some(soname))
+        {
             sel.replace.push((dep.clone(), path.clone()));
         }
     }
@@ -157,8 +168,10 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
         }
         sel.plugins.extend(dir.libs.iter().cloned());
     }
-    sel.dirs.extend(host.data_dirs.iter().filter(|d| !inside(d)).cloned());
-    sel.helpers.extend(host.helpers.iter().filter(|h| !inside(&h.path)).cloned());
+    sel.dirs
+        .extend(host.data_dirs.iter().filter(|d| !inside(d)).cloned());
+    sel.helpers
+        .extend(host.helpers.iter().filter(|h| !inside(&h.path)).cloned());
     sel.env = host.env.clone();
     sel.prefix = prefix;
 }
@@ -249,13 +262,22 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
             .as_ref()
             .and_then(|m| m.main.install.as_ref())
             .map_or("MPI".to_string(), |i| {
-                format!("{} {}", i.implementation, i.version.as_deref().unwrap_or(""))
+                format!(
+                    "{} {}",
+                    i.implementation,
+                    i.version.as_deref().unwrap_or("")
+                )
             });
         let reason = format!(
             "host {} installation, at its own path so that its libraries find their own dependencies and plugins",
             what.trim_end()
         );
-        mounts.push(mount(host_path(prefix), prefix.clone(), "directory", reason));
+        mounts.push(mount(
+            host_path(prefix),
+            prefix.clone(),
+            "directory",
+            reason,
+        ));
     }
     for (lib, target) in &sel.replace {
         let reason = format!("host {} replaces the container's", lib.name());
@@ -290,7 +312,8 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
             "host plugins or data the injected libraries load".into(),
         ));
     }
-    let ld_cache = (!sel.deps.is_empty() || !sel.in_place.is_empty()).then(|| cache_plan(facts, sel));
+    let ld_cache =
+        (!sel.deps.is_empty() || !sel.in_place.is_empty()).then(|| cache_plan(facts, sel));
     let owned_dir = (!sel.deps.is_empty()).then(|| OWNED_DIR.to_string());
     let env = sel
         .env

@@ -62,7 +62,11 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
     let mut host =
         super::factcache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
     let (mut container, loader) = container_facts(inputs, &hwcaps);
-    let wanted = inputs.bundle.annotations.get("org.supercontainers.mpi").map(String::as_str);
+    let wanted = inputs
+        .bundle
+        .annotations
+        .get("org.supercontainers.mpi")
+        .map(String::as_str);
     if let Some(choice) = super::choose::choose_mpi(&host.mpi_candidates, &container, wanted) {
         host.mpi = host.mpi_candidates.get(choice.index).cloned();
         host.mpi_choice = Some(choice);
@@ -357,7 +361,10 @@ fn mpi_side(root: &RootFs, closure: &Closure, inventory: &Inventory, facts: &mut
     let mut resolved: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (obj, edges) in closure.objects.iter().zip(&closure.edges) {
         for edge in edges.iter().filter(|e| is_mpi_family(&e.soname)) {
-            if matches!(edge.via, FoundVia::Rpath | FoundVia::LdLibraryPath | FoundVia::Runpath) {
+            if matches!(
+                edge.via,
+                FoundVia::Rpath | FoundVia::LdLibraryPath | FoundVia::Runpath
+            ) {
                 facts.mpi_before_cache.insert(edge.soname.clone());
             }
             let real = root
@@ -540,4 +547,3 @@ fn has_forward_compat(root: &RootFs) -> bool {
         .iter()
         .any(|(n, _)| n.starts_with("libcuda.so"))
 }
-

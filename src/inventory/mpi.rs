@@ -201,8 +201,10 @@ fn mpich_rodata_block(bytes: &[u8]) -> Option<(String, String)> {
     let device = string_at(rodata, device_end)?;
     let mut next = strings_after(rodata, at);
     let (abi, _date, version) = (next.next()?, next.next()?, next.next()?);
-    let device_ok =
-        (device.starts_with("ch3:") || device.starts_with("ch4:")) && !device.contains(' ');
+    // MPICH 5 with several netmods names them all: "ch4:ucx ofi".
+    let device_ok = (device.starts_with("ch3:") || device.starts_with("ch4:"))
+        && device.len() < 64
+        && device.chars().all(|c| c.is_ascii_graphic() || c == ' ');
     let abi_ok = abi.split(':').count() == 3 && abi.split(':').all(|p| p.parse::<u32>().is_ok());
     (device_ok && abi_ok && is_dotted_version(version))
         .then(|| (version.to_string(), device.to_string()))
@@ -263,15 +265,30 @@ mod tests {
     #[test]
     fn one_abi_many_names() {
         let c = Some((MpiAbi::Mpich, MpiRole::C));
-        for name in ["libmpich.so.12", "libmpi.so.12", "libmpi_cray.so.12", "libmpi_gnu_123.so.12"] {
+        for name in [
+            "libmpich.so.12",
+            "libmpi.so.12",
+            "libmpi_cray.so.12",
+            "libmpi_gnu_123.so.12",
+        ] {
             assert_eq!(abi_role(name), c, "{name}");
         }
         let fort = Some((MpiAbi::Mpich, MpiRole::Fortran));
-        for name in ["libmpichfort.so.12", "libmpifort.so.12", "libmpifort_gnu_123.so.12"] {
+        for name in [
+            "libmpichfort.so.12",
+            "libmpifort.so.12",
+            "libmpifort_gnu_123.so.12",
+        ] {
             assert_eq!(abi_role(name), fort, "{name}");
         }
-        assert_eq!(abi_role("libmpicxx.so.12"), Some((MpiAbi::Mpich, MpiRole::Cxx)));
-        assert_eq!(abi_role("libmpi_abi.so.1"), Some((MpiAbi::Standard, MpiRole::C)));
+        assert_eq!(
+            abi_role("libmpicxx.so.12"),
+            Some((MpiAbi::Mpich, MpiRole::Cxx))
+        );
+        assert_eq!(
+            abi_role("libmpi_abi.so.1"),
+            Some((MpiAbi::Standard, MpiRole::C))
+        );
         assert_eq!(abi_role("libmpi.so.40"), None);
         assert_eq!(abi_role("libmpi_ilp64.so.4"), None);
         assert_eq!(abi_role("libmpi_ilp64.so.12"), None);

@@ -149,7 +149,10 @@ pub fn discover(
             .map(|d| format!("{}/{d}", text.trim_end_matches('/')))
             .map(|d| d.trim_end_matches('/').to_string())
             .collect();
-        let mains = dirs.iter().flat_map(|d| main_libs(root, d)).collect::<Vec<_>>();
+        let mains = dirs
+            .iter()
+            .flat_map(|d| main_libs(root, d))
+            .collect::<Vec<_>>();
         if mains.is_empty() {
             return Err(DiscoverError::Prefix {
                 path: shown,
@@ -157,13 +160,31 @@ pub fn discover(
             });
         }
         for (obj, real) in mains {
-            let m = read_install(root, loader, obj, &real, MpiOrigin::ConfigPrefix, &text, src, &[]);
+            let m = read_install(
+                root,
+                loader,
+                obj,
+                &real,
+                MpiOrigin::ConfigPrefix,
+                &text,
+                src,
+                &[],
+            );
             push(m, &mut out);
         }
     }
     for dir in src.ld_library_path.map(search_path).unwrap_or_default() {
         for (obj, real) in main_libs(root, &dir) {
-            let m = read_install(root, loader, obj, &real, MpiOrigin::LdLibraryPath, &dir, src, &[]);
+            let m = read_install(
+                root,
+                loader,
+                obj,
+                &real,
+                MpiOrigin::LdLibraryPath,
+                &dir,
+                src,
+                &[],
+            );
             push(m, &mut out);
         }
     }
@@ -175,7 +196,16 @@ pub fn discover(
         match Object::load(root, &install.real_path) {
             Ok(obj) => {
                 let real = install.real_path.clone();
-                let m = read_install(root, loader, obj, &real, MpiOrigin::LoaderCache, &install.path, src, &[]);
+                let m = read_install(
+                    root,
+                    loader,
+                    obj,
+                    &real,
+                    MpiOrigin::LoaderCache,
+                    &install.path,
+                    src,
+                    &[],
+                );
                 push(m, &mut out);
             }
             Err(e) => log::warn!("{}: host MPI library not readable: {e}", install.real_path),
@@ -254,7 +284,16 @@ fn listed(root: &RootFs, loader: &Loader, src: &Sources) -> Result<Option<HostMp
     let main = objects.remove(pos);
     let real = main.path.clone();
     let found_in = real.clone();
-    let mut m = read_install(root, loader, main, &real, MpiOrigin::ConfigLibraries, &found_in, src, &objects);
+    let mut m = read_install(
+        root,
+        loader,
+        main,
+        &real,
+        MpiOrigin::ConfigLibraries,
+        &found_in,
+        src,
+        &objects,
+    );
     m.explicit = true;
     Ok(Some(m))
 }
@@ -344,7 +383,9 @@ fn read_install(
     let family_paths: BTreeSet<&str> = family.values().map(|l| l.path.as_str()).collect();
     let in_plugin_dir = |p: &str| plugin_dirs.iter().any(|d| parent(p) == d.path);
     let keep = |d: &Lib| {
-        d.path != main.lib.path && !family_paths.contains(d.path.as_str()) && !in_plugin_dir(&d.path)
+        d.path != main.lib.path
+            && !family_paths.contains(d.path.as_str())
+            && !in_plugin_dir(&d.path)
     };
     deps.retain(keep);
     only_plugins.retain(keep);
@@ -380,9 +421,18 @@ fn read_install(
 /// layout), else the library directory itself.
 pub fn prefix_of(lib_dir: &str) -> Option<String> {
     let under = |p: &str| lib_dir == p || lib_dir.starts_with(&format!("{p}/"));
-    let local_lib = ["/usr/local/lib", "/usr/local/lib64"].iter().any(|p| under(p));
-    let distro = (under("/usr") && !under("/usr/local")) || local_lib || under("/lib") || under("/lib64")
-        || under("/lib32") || under("/bin") || under("/sbin") || under("/etc") || lib_dir == "/";
+    let local_lib = ["/usr/local/lib", "/usr/local/lib64"]
+        .iter()
+        .any(|p| under(p));
+    let distro = (under("/usr") && !under("/usr/local"))
+        || local_lib
+        || under("/lib")
+        || under("/lib64")
+        || under("/lib32")
+        || under("/bin")
+        || under("/sbin")
+        || under("/etc")
+        || lib_dir == "/";
     if distro || !lib_dir.starts_with('/') {
         return None;
     }
@@ -482,7 +532,12 @@ fn dlopened(
 }
 
 /// Everything `seeds` load, transitively, each file once (by canonical path).
-fn closure_libs(root: &RootFs, loader: &Loader, seeds: Vec<Object>, problems: &mut Vec<String>) -> Vec<Lib> {
+fn closure_libs(
+    root: &RootFs,
+    loader: &Loader,
+    seeds: Vec<Object>,
+    problems: &mut Vec<String>,
+) -> Vec<Lib> {
     let mut out: Vec<Lib> = Vec::new();
     for seed in seeds {
         let closure = loader.closure(seed);
@@ -507,7 +562,12 @@ fn plugin_dir_candidates(main: &Lib, deps: &[Lib]) -> BTreeSet<String> {
         // (5.x), under the library's directory, its `openmpi/lib`, or its RUNPATH.
         let main_dir = parent(&main.path);
         let mut bases = vec![main_dir.clone(), format!("{main_dir}/openmpi/lib")];
-        bases.extend(main.search_dirs.iter().filter(|d| d.starts_with('/')).cloned());
+        bases.extend(
+            main.search_dirs
+                .iter()
+                .filter(|d| d.starts_with('/'))
+                .cloned(),
+        );
         for base in bases {
             for series in ["openmpi", "openmpi3", "openmpi40", "openmpi5"] {
                 out.insert(format!("{}/{series}", base.trim_end_matches('/')));
@@ -617,7 +677,11 @@ fn plugin_dir(
             continue;
         };
         let closure = loader.closure(obj);
-        if closure.missing.iter().any(|(soname, _)| !loaded.contains(soname)) {
+        if closure
+            .missing
+            .iter()
+            .any(|(soname, _)| !loaded.contains(soname))
+        {
             continue;
         }
         let mut objects = closure.objects.into_iter();
@@ -661,18 +725,38 @@ fn provider_env(root: &RootFs, deps: &[Lib], plugin_dirs: &[PluginDir]) -> Vec<E
             .iter()
             .filter_map(|l| {
                 let name = l.path.rsplit('/').next().unwrap_or_default();
-                CORE.iter().copied().find(|c| name == format!("lib{c}-fi.so"))
+                CORE.iter()
+                    .copied()
+                    .find(|c| name == format!("lib{c}-fi.so"))
             })
             .collect();
         let names: Vec<String> = prov
             .libs
             .iter()
-            .map(|l| l.path.rsplit('/').next().unwrap_or_default().trim_start_matches("lib").trim_end_matches("-fi.so").to_string())
+            .map(|l| {
+                l.path
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("lib")
+                    .trim_end_matches("-fi.so")
+                    .to_string()
+            })
             .collect();
         let reason = if core.is_empty() {
-            format!("{} finds its optional providers ({}) in {} only through FI_PROVIDER_PATH; without it the job falls back to the transports built into libfabric", fabric.path, names.join(", "), prov.path)
+            format!(
+                "{} finds its optional providers ({}) in {} only through FI_PROVIDER_PATH; without it the job falls back to the transports built into libfabric",
+                fabric.path,
+                names.join(", "),
+                prov.path
+            )
         } else {
-            format!("{} finds its providers ({}) in {} only through FI_PROVIDER_PATH, and has no transport built in: without it MPI_Init fails", fabric.path, names.join(", "), prov.path)
+            format!(
+                "{} finds its providers ({}) in {} only through FI_PROVIDER_PATH, and has no transport built in: without it MPI_Init fails",
+                fabric.path,
+                names.join(", "),
+                prov.path
+            )
         };
         out.push(EnvNeed {
             name: "FI_PROVIDER_PATH".into(),
@@ -692,7 +776,10 @@ mod tests {
     fn prefixes_are_installation_trees_outside_the_distribution() {
         let cases = [
             ("/sw/openmpi/5.0.11/lib", Some("/sw/openmpi/5.0.11")),
-            ("/opt/intel/mpi/2021.13/lib/release", Some("/opt/intel/mpi/2021.13")),
+            (
+                "/opt/intel/mpi/2021.13/lib/release",
+                Some("/opt/intel/mpi/2021.13"),
+            ),
             ("/apps/mpich-4.2-abc/lib64", Some("/apps/mpich-4.2-abc")),
             ("/usr/local/openmpi/lib", Some("/usr/local/openmpi")),
             ("/opt/lib", Some("/opt/lib")),
