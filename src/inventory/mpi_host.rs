@@ -351,7 +351,9 @@ fn read_install(
     // which has its own): look again until no new directory turns up.
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for _ in 0..4 {
-        let mut dirs = plugin_dir_candidates(&main.lib, &deps);
+        // Libraries that only plugins load have plugins of their own (libpmix).
+        let all: Vec<Lib> = deps.iter().chain(&only_plugins).cloned().collect();
+        let mut dirs = plugin_dir_candidates(&main.lib, &all);
         dirs.extend(src.plugin_dirs.iter().map(|p| p.display().to_string()));
         dirs.retain(|d| !seen.contains(d));
         if dirs.is_empty() {

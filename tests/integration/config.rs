@@ -56,8 +56,9 @@ fn documented_example_is_valid() {
     let dir = scratch("config-doc-example");
     let host = dir.join("host");
     touch(&host, "opt/cray/pe/lib64/libmpi_gnu_123.so.12");
+    std::fs::create_dir_all(host.join("sw/openmpi/5.0.11")).unwrap();
     // The example reads `/` as the host; here the host is a scratch tree holding the
-    // example's Cray library.
+    // example's Cray library and module prefix.
     let example = documented_example();
     assert!(example.contains("root = \"/\""), "{example}");
     let text = example.replace("root = \"/\"", &format!("root = \"{}\"", host.display()));
