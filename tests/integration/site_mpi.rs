@@ -133,11 +133,15 @@ fn site_hosts() -> Option<PathBuf> {
 
 /// Whether the program's output reports `wanted` (white space folded).
 fn reports(stdout: &str, wanted: &str) -> bool {
+    // A trailing space in `wanted` ends the version: "2021.13 " never matches "2021.131".
     let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     stdout.lines().any(|l| {
-        fold(l).starts_with(wanted.trim_end())
-            && (wanted.ends_with(' ') == fold(l).len().gt(&wanted.trim_end().len())
-                || !wanted.ends_with(' '))
+        let line = fold(l);
+        if wanted.ends_with(' ') {
+            format!("{line} ").starts_with(wanted)
+        } else {
+            line.starts_with(wanted)
+        }
     })
 }
 
