@@ -143,6 +143,11 @@ pub fn serving<'a>(host: &'a HostMpi, soname: &str) -> Option<&'a Lib> {
         return Some(lib);
     }
     let role = abi_role(soname)?;
+    // The standard ABI's version is its soname's: `libmpi_abi.so.1` only serves itself
+    // (MPICH 5.0.0/5.0.1's `libmpi_abi.so.0` is a draft of it, not version 1).
+    if role.0 == MpiAbi::Standard {
+        return None;
+    }
     all().find(|l| abi_role(l.name()) == Some(role))
 }
 

@@ -273,6 +273,9 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
     let (c_inst, h_inst) = (container.install.as_ref(), host.main.install.as_ref());
     let c_soname = container.lib.name();
     let h_soname = host.main.lib.name();
+    if standard_abi(facts, container, host, out) {
+        return;
+    }
     // One ABI ships under several names (libmpich.so.12, Intel's libmpi.so.12, Cray's
     // libmpi_cray.so.12): the family decides, and a host library of the same interface.
     let family_differs = c_inst.map(|i| i.abi) != h_inst.map(|i| i.abi)
@@ -374,6 +377,78 @@ fn environment(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         }
         out.push(f);
     }
+}
+
+/// The MPI standard ABI is served only by a library of the same soname (its ABI
+/// version); MPICH 5.0.0/5.0.1's `libmpi_abi.so.0` is a draft that changed between
+/// those releases. Returns whether the container links the standard ABI and no host
+/// library serves it (nothing else to judge then).
+fn standard_abi(
+    facts: &Facts,
+    container: &super::facts::MpiLib,
+    host: &super::facts::HostMpi,
+    out: &mut Vec<Finding>,
+) -> bool {
+    let Some((MpiAbi::Standard, soname)) = super::choose::container_abi(&facts.container) else {
+        return false;
+    };
+    let describe = |l: &super::facts::MpiLib| match &l.install {
+        Some(i) => format!(
+            "{} {} ({})",
+            i.implementation,
+            i.version.as_deref().unwrap_or("?"),
+            l.lib.name()
+        ),
+        None => l.lib.name().to_string(),
+    };
+    let draft = soname == "libmpi_abi.so.0";
+    let Some(served_by) = super::choose::serving(host, &soname) else {
+        let what = if draft {
+            format!("the container links {soname}, the draft of the MPI standard ABI that MPICH 5.0.0 and 5.0.1 built (the standard's ABI 1 is libmpi_abi.so.1)")
+        } else {
+            format!("the container links the MPI standard ABI ({soname})")
+        };
+        let hint = if draft {
+            "rebuild the image against libmpi_abi.so.1 (MPICH 5.0.2 or later), or name a host installation of the same MPICH release in the config's [inject.mpi] prefixes"
+        } else {
+            "name a host MPI built with the standard ABI (MPICH 5 built with --enable-mpi-abi, Open MPI 6) in the config's [inject.mpi] prefixes, or use an image built against the host's MPI family"
+        };
+        out.push(
+            Finding::new(
+                Code::MpiStandardAbiMissing,
+                format!(
+                    "{what}; no host installation provides {soname} (the host's MPI: {})",
+                    describe(&host.main)
+                ),
+            )
+            .hint(hint)
+            .objects([container.lib.path.clone(), host.main.lib.path.clone()]),
+        );
+        return true;
+    };
+    let version = |i: Option<&crate::inventory::model::MpiInstall>| {
+        i.and_then(|i| i.version.clone())
+    };
+    let (cv, hv) = (
+        version(container.install.as_ref()),
+        version(host.main.install.as_ref()),
+    );
+    if draft && (cv.is_none() || cv != hv) {
+        out.push(
+            Finding::new(
+                Code::MpiAbiDraft,
+                format!(
+                    "the container links {soname}, the draft of the MPI standard ABI that MPICH 5.0.0 and 5.0.1 built, as {}; the host's {} is {}: whether the two drafts agree is not known from the files",
+                    describe(container),
+                    served_by.path,
+                    describe(&host.main)
+                ),
+            )
+            .hint("rebuild the image against libmpi_abi.so.1 (MPICH 5.0.2 or later)")
+            .versions([cv.unwrap_or_else(|| "?".into()), hv.unwrap_or_else(|| "?".into())]),
+        );
+    }
+    false
 }
 
 fn host_older(
@@ -942,6 +1017,63 @@ mod tests {
     fn nothing_injected_nothing_checked_but_the_rest() {
         let f = mpich_pair(31, 34, "4.0.2");
         assert!(run(&f, Inject::default()).is_empty());
+    }
+
+    /// `mpich_pair` with the container linking `c_soname` (MPICH `c_version`'s build of
+    /// it) and the host's main library `h_soname` of MPICH `h_version`.
+    fn abi_pair(c_soname: &str, c_version: &str, h_soname: &str, h_version: &str) -> Facts {
+        let mut f = mpich_pair(36, 34, h_version);
+        let abi = |s: &str| {
+            if s.starts_with("libmpi_abi.") {
+                MpiAbi::Standard
+            } else {
+                MpiAbi::Mpich
+            }
+        };
+        let c = f.container.mpi.as_mut().unwrap();
+        c.lib.path = format!("/opt/venv/lib/{c_soname}");
+        c.lib.soname = Some(c_soname.into());
+        c.install = Some(install(abi(c_soname), "MPICH", c_version, c_soname));
+        f.container.closure[0].needed = vec![c_soname.into(), "libc.so.6".into()];
+        f.container.mpi_targets.clear();
+        f.container
+            .mpi_targets
+            .insert(c_soname.into(), format!("/opt/venv/lib/{c_soname}"));
+        let h = f.host.mpi.as_mut().unwrap();
+        h.main.lib.path = format!("/sw/mpich/lib/{h_soname}");
+        h.main.lib.soname = Some(h_soname.into());
+        h.main.install = Some(install(abi(h_soname), "MPICH", h_version, h_soname));
+        f
+    }
+
+    #[test]
+    fn the_standard_abi_is_served_by_its_own_soname_only() {
+        use super::super::finding::Severity::*;
+        // Any implementation's libmpi_abi.so.1 serves it, older or not.
+        let f = abi_pair("libmpi_abi.so.1", "5.0.2", "libmpi_abi.so.1", "5.0.2");
+        assert_eq!(codes(&run(&f, MPI)), vec![]);
+        // The MPICH ABI does not, whatever its version.
+        let f = abi_pair("libmpi_abi.so.1", "5.0.2", "libmpich.so.12", "5.0.2");
+        let found = run(&f, MPI);
+        assert_eq!(codes(&found), vec![(Code::MpiStandardAbiMissing, Error)]);
+        assert!(found[0].message.contains("no host installation provides libmpi_abi.so.1"));
+        assert!(found[0].message.contains("MPICH 5.0.2 (libmpich.so.12)"));
+        // Nor does another ABI version: MPICH 5.0.1's draft is not ABI 1.
+        let f = abi_pair("libmpi_abi.so.0", "5.0.1", "libmpi_abi.so.1", "5.0.2");
+        let found = run(&f, MPI);
+        assert_eq!(codes(&found), vec![(Code::MpiStandardAbiMissing, Error)]);
+        assert!(found[0].message.contains("draft"), "{}", found[0].message);
+    }
+
+    #[test]
+    fn the_draft_abi_of_another_release_is_unverified() {
+        use super::super::finding::Severity::*;
+        let f = abi_pair("libmpi_abi.so.0", "5.0.1", "libmpi_abi.so.0", "5.0.1");
+        assert_eq!(codes(&run(&f, MPI)), vec![]);
+        let f = abi_pair("libmpi_abi.so.0", "5.0.0", "libmpi_abi.so.0", "5.0.1");
+        let found = run(&f, MPI);
+        assert_eq!(codes(&found), vec![(Code::MpiAbiDraft, Warning)]);
+        assert_eq!(found[0].versions, vec!["5.0.0", "5.0.1"]);
     }
 
     #[test]

@@ -102,6 +102,11 @@ codes! {
         "mpi injection was requested but the host or the container has no MPI library";
     MpiAbiFamilyMismatch = "mpi-abi-family-mismatch", Error,
         "the host's MPI and the container's MPI belong to different ABI families (MPICH against Open MPI)";
+    MpiStandardAbiMissing = "mpi-standard-abi-missing", Error,
+        "the container links the MPI standard ABI (libmpi_abi.so.N) and no host installation provides that ABI version";
+    /// Only a warning: the files cannot tell whether two releases' drafts agree.
+    MpiAbiDraft = "mpi-abi-draft", Warning,
+        "the container links libmpi_abi.so.0, the draft of the MPI standard ABI that MPICH 5.0.0 and 5.0.1 built, and the host's is another release's";
     /// Only a warning: an older host MPI of the same family often works; the symbol check
     /// (`mpi-symbol-missing`) decides.
     MpiHostOlder = "mpi-host-older", Warning,
@@ -236,6 +241,7 @@ mod tests {
 
     /// The warnings named in the design; every other code is an error by default.
     const WARNINGS: &[Code] = &[
+        Code::MpiAbiDraft,
         Code::MpiHostOlder,
         Code::OpenmpiInternalsLinked,
         Code::LabelMismatch,
@@ -250,7 +256,7 @@ mod tests {
         for code in Code::all() {
             assert!(seen.insert(*code), "{code} listed twice");
         }
-        assert_eq!(seen.len(), 22);
+        assert_eq!(seen.len(), 24);
     }
 
     #[test]

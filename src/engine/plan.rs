@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::choose::{container_abi, serving};
-use super::facts::{EnvNeed, Facts, Lib, is_compiler_runtime, is_glibc_part};
+use super::facts::{
+    ContainerFacts, EnvNeed, Facts, HostMpi, Lib, is_compiler_runtime, is_glibc_part,
+};
 use super::request::Inject;
 
 /// Where the injected dependency libraries appear inside the container. Under `/run`,
@@ -174,6 +176,46 @@ fn select_mpi(facts: &Facts, sel: &mut Selection) {
         .extend(host.helpers.iter().filter(|h| !inside(&h.path)).cloned());
     sel.env = host.env.clone();
     sel.prefix = prefix;
+}
+
+/// Where each of the host installation's objects appears in the container under the
+/// plan, which is what its `$ORIGIN` means there: a library bound over the container's
+/// file at that file's path, a mounted prefix's at its own, plugins at their own, other
+/// dependencies in containerspec's directory.
+pub fn mpi_placement<'a>(host: &'a HostMpi, c: &ContainerFacts) -> Vec<(&'a Lib, String)> {
+    let inside = |p: &str| {
+        host.prefix
+            .as_deref()
+            .is_some_and(|x| p.starts_with(&format!("{x}/")))
+    };
+    let mut placed: Vec<(&Lib, String)> = Vec::new();
+    for (soname, target) in &c.mpi_targets {
+        if let Some(lib) = serving(host, soname) {
+            let at = if host.prefix.is_some() && !c.mpi_before_cache.contains(soname) {
+                lib.path.clone()
+            } else {
+                target.clone()
+            };
+            placed.push((lib, at));
+        }
+    }
+    for lib in std::iter::once(&host.main.lib).chain(host.family.values()) {
+        if !placed.iter().any(|(l, _)| l.path == lib.path) {
+            placed.push((lib, lib.path.clone()));
+        }
+    }
+    for dir in &host.plugin_dirs {
+        placed.extend(dir.libs.iter().map(|l| (l, l.path.clone())));
+    }
+    for lib in &host.deps {
+        let at = if inside(&lib.path) {
+            lib.path.clone()
+        } else {
+            format!("{OWNED_DIR}/{}", lib.name())
+        };
+        placed.push((lib, at));
+    }
+    placed
 }
 
 /// Adds a host library for containerspec's directory; never a glibc part, whatever

@@ -497,32 +497,7 @@ fn facts_machine(inventory: &Inventory) -> u16 {
 /// for plugins, in containerspec's directory for the others.
 fn search_dir_hits(root: &RootFs, host: &HostFacts, facts: &mut ContainerFacts) {
     let Some(m) = &host.mpi else { return };
-    let main_at = facts
-        .mpi_targets
-        .get(m.main.lib.name())
-        .cloned()
-        .unwrap_or_else(|| m.main.lib.path.clone());
-    let mut placed: Vec<(&Lib, String)> = vec![(&m.main.lib, main_at)];
-    for (soname, lib) in &m.family {
-        placed.push((
-            lib,
-            facts
-                .mpi_targets
-                .get(soname)
-                .cloned()
-                .unwrap_or_else(|| lib.path.clone()),
-        ));
-    }
-    placed.extend(
-        m.plugin_dirs
-            .iter()
-            .flat_map(|d| d.libs.iter().map(|l| (l, l.path.clone()))),
-    );
-    placed.extend(
-        m.deps
-            .iter()
-            .map(|l| (l, format!("{}/{}", super::plan::OWNED_DIR, l.name()))),
-    );
+    let placed = super::plan::mpi_placement(m, facts);
     for (lib, at) in placed {
         let origin = parent(&at);
         for dir in &lib.search_dirs {

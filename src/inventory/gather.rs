@@ -301,8 +301,9 @@ fn machine_object<'a>(
     }
 }
 
-/// Every MPI library the loader can see (cache, `LD_LIBRARY_PATH`, system directories)
-/// and every one the entrypoint loads, each real file once.
+/// Every MPI library the entrypoint loads, where it loads it from (its RUNPATH may reach
+/// a virtualenv's copy that no cache lists), first, then every one the loader can see
+/// (cache, `LD_LIBRARY_PATH`, system directories); each real file once.
 fn mpi_installs(
     loader: &Loader,
     machine: Option<u16>,
@@ -343,6 +344,18 @@ fn mpi_installs(
     let mut seen = HashSet::new();
     sonames.retain(|s| seen.insert(s.clone()));
     let mut out: Vec<MpiInstall> = Vec::new();
+    for obj in closure.map(|c| c.objects.as_slice()).unwrap_or_default() {
+        let Some(own) = obj.info.soname.clone().filter(|s| mpi::is_mpi_soname(s)) else {
+            continue;
+        };
+        let Ok(real) = loader.root().canonicalize(&obj.path) else {
+            continue;
+        };
+        if !out.iter().any(|m| m.real_path == real) {
+            examined.add_real(obj, real.clone());
+            out.push(mpi::identify(obj, &own, &real));
+        }
+    }
     for soname in sonames {
         let Some(found) = loader.find_plain(&soname, machine, class) else {
             continue;

@@ -73,15 +73,27 @@ pub fn identify(obj: &Object, soname: &str, real_path: &str) -> MpiInstall {
     let symbols = dynamic_symbols(&obj.bytes()).unwrap_or_default();
     let defined = |name: &str| symbols.iter().any(|s| s.defined && s.name == name);
     let abi = abi_family(soname, &symbols, &defined);
-    let implementation = implementation(abi, soname, &symbols);
-    let (version, source, device) = match abi {
-        MpiAbi::Mpich if implementation == "Intel MPI" => intel_version(obj),
-        MpiAbi::Mpich => mpich_version(obj),
-        MpiAbi::OpenMpi => open_mpi_version(obj),
-        MpiAbi::Standard => (None, None, None),
+    // A standard-ABI library is still one implementation's build, whose own version
+    // readers apply (the ABI version is its soname's).
+    let built_as = match abi {
+        MpiAbi::Standard => implementation_family(&symbols),
+        other => Some(other),
     };
+    let implementation = match built_as {
+        Some(family) => implementation(family, soname, &symbols),
+        None => "MPI ABI".to_string(),
+    };
+    let (version, source, device) = match built_as {
+        Some(MpiAbi::Mpich) if implementation == "Intel MPI" => intel_version(obj),
+        Some(MpiAbi::Mpich) => mpich_version(obj),
+        Some(MpiAbi::OpenMpi) => open_mpi_version(obj),
+        Some(MpiAbi::Standard) | None => (None, None, None),
+    };
+    // A file name's version is the implementation's only outside the standard ABI
+    // (`libmpi_abi_mpich.so.1.0.0` is the ABI's 1.0.0).
     let (version, source) = match version {
         Some(v) => (Some(v), source),
+        None if abi == MpiAbi::Standard => (None, None),
         None => match file_name_version(real_path) {
             Some(v) => (Some(v), Some("file-name".to_string())),
             None => (None, None),
@@ -121,6 +133,19 @@ fn abi_family(soname: &str, symbols: &[DynSymbol], defined: &dyn Fn(&str) -> boo
     } else {
         MpiAbi::Mpich
     }
+}
+
+/// Which implementation built a standard-ABI library, from its own internal symbols
+/// (MPICH's `MPIR_`/`MPII_`/`MPID_`, Open MPI's `ompi_`); None when they do not say.
+fn implementation_family(symbols: &[DynSymbol]) -> Option<MpiAbi> {
+    let has_prefix = |p: &str| symbols.iter().any(|s| s.defined && s.name.starts_with(p));
+    if has_prefix("ompi_") {
+        return Some(MpiAbi::OpenMpi);
+    }
+    if has_prefix("MPIR_") || has_prefix("MPII_") || has_prefix("MPID_") {
+        return Some(MpiAbi::Mpich);
+    }
+    None
 }
 
 fn implementation(abi: MpiAbi, soname: &str, symbols: &[DynSymbol]) -> String {

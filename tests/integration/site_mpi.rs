@@ -18,14 +18,35 @@ use std::path::{Path, PathBuf};
 use crate::inject_pairs::{PROGRAM, run_with_plan};
 use crate::util::{cached_rootfs, dpkg_version, is_root, scratch, upstream_version};
 
-const CONTAINERS: &[&str] = &[
-    "bullseye-mpich",
-    "bookworm-mpich",
-    "trixie-mpich",
-    "bullseye-openmpi",
-    "bookworm-openmpi",
-    "trixie-openmpi",
+/// The containers: Debian's MPI packages, and MPICH wheels in a virtualenv whose program
+/// finds them through its RUNPATH (`tests/rigs/site-mpi.sh`).
+const CONTAINERS: &[Container] = &[
+    Container::Debian("bullseye-mpich"),
+    Container::Debian("bookworm-mpich"),
+    Container::Debian("trixie-mpich"),
+    Container::Debian("bullseye-openmpi"),
+    Container::Debian("bookworm-openmpi"),
+    Container::Debian("trixie-openmpi"),
+    Container::Venv("venv-mpich"),
+    Container::Venv("venv-mpi-abi"),
+    Container::Venv("venv-mpi-abi0"),
 ];
+
+#[derive(Clone, Copy)]
+enum Container {
+    /// A Debian rootfs (`tests/rigs/rootfs.sh`).
+    Debian(&'static str),
+    /// A virtualenv container (`tests/rigs/site-mpi.sh`).
+    Venv(&'static str),
+}
+
+impl Container {
+    fn name(self) -> &'static str {
+        match self {
+            Container::Debian(n) | Container::Venv(n) => n,
+        }
+    }
+}
 
 /// How the host's installation is made known to containerspec.
 #[derive(Clone, Copy, PartialEq)]
@@ -38,97 +59,167 @@ enum Told {
     LoaderCache,
 }
 
+/// Where a host root comes from.
+#[derive(Clone, Copy, PartialEq)]
+enum Root {
+    /// A site host root (`tests/rigs/site-mpi.sh`).
+    Site(&'static str),
+    /// A Debian rootfs used as the host (`tests/rigs/rootfs.sh`); only for the virtualenv
+    /// containers (`inject_pairs` runs the Debian containers on these).
+    Debian(&'static str),
+    /// The Debian sid root of the Apptainer rig (`tests/rigs/apptainer.sh`), whose MPICH
+    /// 5 package ships the MPI standard ABI (`libmpi_abi.so.1`) beside `libmpich.so.12`.
+    Sid,
+}
+
 struct Host {
-    root: &'static str,
+    root: Root,
+    /// The site prefix ("" for a distribution's MPI).
     prefix: &'static str,
     told: Told,
-    /// What the program prints when it runs with this MPI.
-    reports: &'static str,
+    /// What the program prints when it runs with the site's MPI (None: the version the
+    /// host root's package database gives for the MPI chosen).
+    reports: Option<&'static str>,
     /// The bundle passes the variable the plan asks for (as `podman run -e` would).
     with_env: bool,
 }
 
+impl Host {
+    fn name(&self) -> &'static str {
+        match self.root {
+            Root::Site(n) | Root::Debian(n) => n,
+            Root::Sid => "sid-mpich",
+        }
+    }
+}
+
 const INTEL: &str = "/sw/intel-mpi/2021.13.1";
+const INTEL_REPORTS: Option<&str> = Some("Intel(R) MPI Library 2021.13 ");
+const MPICH: &str = "/sw/mpich/5.0.2";
+const MPICH_REPORTS: Option<&str> = Some("MPICH Version: 5.0.2 ");
+const OPENMPI: &str = "/sw/openmpi/5.0.11";
+const OPENMPI_REPORTS: Option<&str> = Some("Open MPI v5.0.11,");
+
+const fn site(root: &'static str, prefix: &'static str, told: Told, reports: Option<&'static str>) -> Host {
+    Host {
+        root: Root::Site(root),
+        prefix,
+        told,
+        reports,
+        with_env: false,
+    }
+}
+
+const fn distro(root: Root) -> Host {
+    Host {
+        root,
+        prefix: "",
+        told: Told::LoaderCache,
+        reports: None,
+        with_env: false,
+    }
+}
+
 const HOSTS: &[Host] = &[
     Host {
-        root: "intel-mpi-module",
-        prefix: INTEL,
-        told: Told::ConfigPrefix,
-        reports: "Intel(R) MPI Library 2021.13 ",
         with_env: true,
+        ..site("intel-mpi-module", INTEL, Told::ConfigPrefix, INTEL_REPORTS)
     },
+    site("intel-mpi-module", INTEL, Told::ConfigPrefix, INTEL_REPORTS),
     Host {
-        root: "intel-mpi-module",
-        prefix: INTEL,
-        told: Told::ConfigPrefix,
-        reports: "Intel(R) MPI Library 2021.13 ",
-        with_env: false,
-    },
-    Host {
-        root: "intel-mpi-module",
-        prefix: INTEL,
-        told: Told::LdLibraryPath,
-        reports: "Intel(R) MPI Library 2021.13 ",
         with_env: true,
+        ..site("intel-mpi-module", INTEL, Told::LdLibraryPath, INTEL_REPORTS)
     },
     Host {
-        root: "intel-mpi-cached",
-        prefix: INTEL,
-        told: Told::LoaderCache,
-        reports: "Intel(R) MPI Library 2021.13 ",
         with_env: true,
+        ..site("intel-mpi-cached", INTEL, Told::LoaderCache, INTEL_REPORTS)
     },
-    Host {
-        root: "mpich-module",
-        prefix: "/sw/mpich/5.0.2",
-        told: Told::ConfigPrefix,
-        reports: "MPICH Version: 5.0.2",
-        with_env: false,
-    },
-    Host {
-        root: "mpich-module",
-        prefix: "/sw/mpich/5.0.2",
-        told: Told::LdLibraryPath,
-        reports: "MPICH Version: 5.0.2",
-        with_env: false,
-    },
-    Host {
-        root: "mpich-cached",
-        prefix: "/sw/mpich/5.0.2",
-        told: Told::LoaderCache,
-        reports: "MPICH Version: 5.0.2",
-        with_env: false,
-    },
-    Host {
-        root: "openmpi-module",
-        prefix: "/sw/openmpi/5.0.11",
-        told: Told::ConfigPrefix,
-        reports: "Open MPI v5.0.11,",
-        with_env: false,
-    },
-    Host {
-        root: "openmpi-cached",
-        prefix: "/sw/openmpi/5.0.11",
-        told: Told::LoaderCache,
-        reports: "Open MPI v5.0.11,",
-        with_env: false,
-    },
+    site("mpich-module", MPICH, Told::ConfigPrefix, MPICH_REPORTS),
+    site("mpich-module", MPICH, Told::LdLibraryPath, MPICH_REPORTS),
+    site("mpich-cached", MPICH, Told::LoaderCache, MPICH_REPORTS),
+    site(
+        "mpich501-module",
+        "/sw/mpich/5.0.1",
+        Told::ConfigPrefix,
+        Some("MPICH Version: 5.0.1 "),
+    ),
+    site("openmpi-module", OPENMPI, Told::ConfigPrefix, OPENMPI_REPORTS),
+    site("openmpi-cached", OPENMPI, Told::LoaderCache, OPENMPI_REPORTS),
+    distro(Root::Sid),
+    distro(Root::Debian("bullseye-mpich")),
+    distro(Root::Debian("bookworm-mpich")),
+    distro(Root::Debian("trixie-mpich")),
+    distro(Root::Debian("bullseye-openmpi")),
+    distro(Root::Debian("bookworm-openmpi")),
+    distro(Root::Debian("trixie-openmpi")),
 ];
 
-fn site_hosts() -> Option<PathBuf> {
-    let base = crate::util::rootfs_cache()
-        .parent()
-        .map(|p| p.join("site-mpi/hosts"))?;
-    if base.join("openmpi-cached").is_dir() {
+/// The directory of site-mpi.sh's cache (`hosts/`, `containers/`), or None (after saying
+/// so; a failure in CI) when it has not been built.
+fn site_cache() -> Option<PathBuf> {
+    let base = crate::util::rootfs_cache().parent()?.join("site-mpi");
+    let built = ["hosts/openmpi-cached", "hosts/mpich501-module", "containers/venv-mpi-abi0"]
+        .iter()
+        .all(|d| base.join(d).join(".containerspec-recipe").is_file());
+    if built {
         return Some(base);
     }
-    let hint = "site MPI host roots not built: run tests/rigs/site-mpi.sh";
+    let hint = "site MPI host roots and containers not built: run tests/rigs/site-mpi.sh";
     assert!(
         std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
         "{hint}"
     );
     eprintln!("skipping: {hint}");
     None
+}
+
+/// The Apptainer rig's sid root, or None (after saying so; a failure in CI).
+fn sid_root() -> Option<PathBuf> {
+    let root = crate::util::rootfs_cache()
+        .parent()?
+        .join("apptainer/sid-root");
+    if root.join(".containerspec-recipe").is_file() {
+        return Some(root);
+    }
+    let hint = "the sid root is not built: run tests/rigs/apptainer.sh build";
+    assert!(
+        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+        "{hint}"
+    );
+    eprintln!("skipping: {hint}");
+    None
+}
+
+/// What the program prints with the distribution's MPI `chosen` (as the report names it)
+/// in `root`, from its package database.
+fn distro_reports(pair: &str, root: &Path, chosen: &str) -> String {
+    assert!(
+        chosen.contains("/usr/lib/"),
+        "{pair}: judged {chosen:?}, not a distribution's MPI"
+    );
+    if chosen.starts_with("Open MPI") {
+        let pkg = ["libopenmpi40", "libopenmpi3"]
+            .into_iter()
+            .find(|p| dpkg_version(root, p).is_some())
+            .unwrap();
+        let v = upstream_version(&dpkg_version(root, pkg).unwrap());
+        format!("Open MPI v{v},")
+    } else {
+        let v = upstream_version(&dpkg_version(root, "libmpich12").unwrap());
+        format!("MPICH Version: {v} ")
+    }
+}
+
+/// What the container's program prints with the container's own MPI.
+fn own_reports(c: Container, root: &Path) -> String {
+    match c {
+        Container::Venv("venv-mpi-abi0") => "MPICH Version: 5.0.1 ".to_string(),
+        Container::Venv(_) => "MPICH Version: 5.0.2 ".to_string(),
+        Container::Debian(n) if n.ends_with("openmpi") => {
+            distro_reports(n, root, "Open MPI (/usr/lib/)")
+        }
+        Container::Debian(n) => distro_reports(n, root, "MPICH (/usr/lib/)"),
+    }
 }
 
 /// Whether the program's output reports `wanted` (white space folded).
@@ -157,36 +248,51 @@ fn site_mpi_verdicts_match_what_really_happens() {
     if !is_root() {
         crate::skip!("needs root (mount namespaces, overlay, chroot)");
     }
-    let Some(hosts_dir) = site_hosts() else {
+    let Some(site) = site_cache() else {
         return;
     };
-    let containers: Vec<(&str, PathBuf)> = CONTAINERS
-        .iter()
-        .filter_map(|n| cached_rootfs(n).map(|p| (*n, p)))
-        .collect();
-    if containers.len() < CONTAINERS.len() {
+    let Some(sid) = sid_root() else {
         return;
+    };
+    let mut containers = Vec::new();
+    for c in CONTAINERS {
+        match c {
+            Container::Debian(n) => match cached_rootfs(n) {
+                Some(p) => containers.push((*c, p)),
+                None => return,
+            },
+            Container::Venv(n) => containers.push((*c, site.join("containers").join(n))),
+        }
     }
     let base = scratch("site-mpi");
     let mut outcomes = Vec::new();
     for (hi, host) in HOSTS.iter().enumerate() {
-        let hroot = hosts_dir.join(host.root);
-        for (cname, croot) in &containers {
+        let hroot = match host.root {
+            Root::Site(n) => site.join("hosts").join(n),
+            Root::Debian(n) => match cached_rootfs(n) {
+                Some(p) => p,
+                None => return,
+            },
+            Root::Sid => sid.clone(),
+        };
+        for (c, croot) in &containers {
+            if matches!(host.root, Root::Debian(_)) && matches!(c, Container::Debian(_)) {
+                continue; // inject_pairs covers these
+            }
             let told = match host.told {
                 Told::ConfigPrefix => "config prefix",
                 Told::LdLibraryPath => "LD_LIBRARY_PATH",
                 Told::LoaderCache => "loader cache",
             };
-            let env_note = if host.with_env {
-                ""
-            } else if host.root.starts_with("intel") {
+            let env_note = if !host.with_env && host.prefix == INTEL {
                 ", no FI_PROVIDER_PATH"
             } else {
                 ""
             };
-            let pair = format!("{cname} on {} ({told}{env_note})", host.root);
-            let dir = base.join(format!("{hi}-{cname}"));
-            let outcome = judge_and_run(&pair, &dir, croot, &hroot, host);
+            let pair = format!("{} on {} ({told}{env_note})", c.name(), host.name());
+            let dir = base.join(format!("{hi}-{}", c.name()));
+            let own = own_reports(*c, croot);
+            let outcome = judge_and_run(&pair, &dir, croot, &hroot, host, &own);
             outcomes.push(outcome);
         }
     }
@@ -210,23 +316,37 @@ fn site_mpi_verdicts_match_what_really_happens() {
         outcomes.len() - compatible
     );
     // The canonical case of the ABI initiative: Intel MPI into MPICH applications, and
-    // the MPICH and Open MPI builds into their own families, whatever told us where.
+    // the MPICH and Open MPI builds into their own families, whatever told us where; the
+    // standard ABI across builds (the wheel's program on sid's MPICH package).
+    let must_run = |p: &str| {
+        let family = p.contains("-mpich on ") && !p.contains("abi");
+        (family && p.contains(" on intel") && !p.contains("FI_PROVIDER_PATH"))
+            || (family && p.contains(" on mpich-"))
+            || (p.contains("-openmpi on openmpi"))
+            || p.starts_with("venv-mpi-abi on mpich-")
+            || p.starts_with("venv-mpi-abi on sid-mpich")
+            || p.starts_with("venv-mpi-abi0 on mpich501")
+            || p.starts_with("venv-mpich on bookworm-mpich")
+    };
     for o in &outcomes {
-        let same_family = (o.pair.contains("-mpich on intel")
-            && !o.pair.contains("FI_PROVIDER_PATH"))
-            || o.pair.contains("-mpich on mpich")
-            || o.pair.contains("-openmpi on openmpi");
-        if same_family {
+        if must_run(&o.pair) {
             assert_eq!(o.verdict, "compatible", "{}: {:?}", o.pair, o.codes);
         }
     }
 }
 
-fn judge_and_run(pair: &str, dir: &Path, croot: &Path, hroot: &Path, host: &Host) -> Outcome {
+fn judge_and_run(
+    pair: &str,
+    dir: &Path,
+    croot: &Path,
+    hroot: &Path,
+    host: &Host,
+    own: &str,
+) -> Outcome {
     std::fs::create_dir_all(dir).unwrap();
     let mut env = vec!["PATH=/usr/bin:/bin".to_string()];
     let provider_path = format!("FI_PROVIDER_PATH={INTEL}/lib/libfabric/prov");
-    if host.with_env && host.root.starts_with("intel") {
+    if host.with_env && host.prefix == INTEL {
         env.push(provider_path.clone());
     }
     let config = serde_json::json!({
@@ -269,7 +389,7 @@ fn judge_and_run(pair: &str, dir: &Path, croot: &Path, hroot: &Path, host: &Host
     if host.told == Told::LdLibraryPath {
         // What `module load` puts there (paths on the host, read inside the host root).
         let lib = format!("{}/lib", host.prefix);
-        let value = if host.root.starts_with("intel") {
+        let value = if host.prefix == INTEL {
             format!("{lib}:{lib}/libfabric")
         } else {
             lib
@@ -331,17 +451,11 @@ fn judge_and_run(pair: &str, dir: &Path, croot: &Path, hroot: &Path, host: &Host
         .cloned()
         .collect();
     let ran = if verdict == "compatible" {
-        // The site's installation, or (for another family) the distribution's MPICH
-        // that the host root also has, whose version its package database gives.
-        let wanted = if chosen.contains(host.prefix) {
-            host.reports.to_string()
-        } else {
-            assert!(
-                chosen.starts_with("MPICH ") && chosen.contains("/usr/lib/"),
-                "{pair}: judged {chosen:?}"
-            );
-            let v = upstream_version(&dpkg_version(hroot, "libmpich12").unwrap());
-            format!("MPICH Version: {v}")
+        // The site's installation, or the distribution's MPI that the host root also has
+        // (whose version its package database gives).
+        let wanted = match host.reports {
+            Some(r) if !host.prefix.is_empty() && chosen.contains(host.prefix) => r.to_string(),
+            _ => distro_reports(pair, hroot, &chosen),
         };
         let run = run_with_plan(
             &work,
@@ -382,7 +496,7 @@ fn judge_and_run(pair: &str, dir: &Path, croot: &Path, hroot: &Path, host: &Host
                 );
                 assert!(
                     with.status.success()
-                        && reports(&String::from_utf8_lossy(&with.stdout), host.reports),
+                        && reports(&String::from_utf8_lossy(&with.stdout), host.reports.unwrap_or("?")),
                     "{pair}: with {plan_env:?} the program still fails: {}",
                     String::from_utf8_lossy(&with.stderr)
                 );
@@ -408,6 +522,54 @@ fn judge_and_run(pair: &str, dir: &Path, croot: &Path, hroot: &Path, host: &Host
                     "{pair}: called an ABI mismatch, but a naive injection ran"
                 );
                 format!("naive injection fails ({})", run.status)
+            }
+            "mpi-standard-abi-missing" => {
+                // Every MPI library of the host installations' directories (`libmpi*`)
+                // first on LD_LIBRARY_PATH: the loader still finds no library of the
+                // container's soname there, and the program runs on its own MPI.
+                let mut dirs: Vec<String> = Vec::new();
+                let seen = std::iter::once(&report["host_mpi"]["chosen"])
+                    .chain(report["host_mpi"]["others"].as_array().unwrap());
+                for d in seen {
+                    let s = d.as_str().unwrap();
+                    let path = s.split(" at ").nth(1).unwrap().split(" (").next().unwrap();
+                    let dir = Path::new(path).parent().unwrap().display().to_string();
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                let mut mounts: Vec<(String, String, String)> = Vec::new();
+                for d in &dirs {
+                    let on_host = format!("{}{d}", hroot.display());
+                    for e in std::fs::read_dir(&on_host).unwrap() {
+                        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                        let source = format!("{on_host}/{name}");
+                        if name.starts_with("libmpi")
+                            && name.contains(".so.")
+                            && Path::new(&source).is_file()
+                            && !mounts.iter().any(|m| m.1.ends_with(&format!("/{name}")))
+                        {
+                            mounts.push((source, format!("/run/host-mpi/{name}"), "file".into()));
+                        }
+                    }
+                }
+                let path = "/run/host-mpi".to_string();
+                let mut env = bundle_env.clone();
+                env.push(format!("LD_LIBRARY_PATH={path}"));
+                let run = run_with_plan(&work, croot, &mounts, None, &env);
+                let stdout = String::from_utf8_lossy(&run.stdout);
+                assert!(
+                    run.status.success() && reports(&stdout, own),
+                    "{pair}: called {}, but with the host's MPI libraries ({mounts:?}) on LD_LIBRARY_PATH the program did not run on its own MPI ({own:?}): {}\n{stdout}\n{}",
+                    codes[0],
+                    run.status,
+                    String::from_utf8_lossy(&run.stderr)
+                );
+                format!(
+                    "host MPI unused: with its {} libmpi* files on LD_LIBRARY_PATH the program still reports {}",
+                    mounts.len(),
+                    own.trim_end()
+                )
             }
             "glibc-too-old" => {
                 let run = run_with_plan(
@@ -465,9 +627,10 @@ fn a_library_replaced_in_place_is_read_again() {
     if !is_root() {
         crate::skip!("needs root (the host-facts cache lives in /run/containerspec)");
     }
-    let Some(hosts_dir) = site_hosts() else {
+    let Some(site) = site_cache() else {
         return;
     };
+    let hosts_dir = site.join("hosts");
     let Some(croot) = cached_rootfs("bookworm-mpich") else {
         return;
     };
@@ -527,4 +690,44 @@ fn a_library_replaced_in_place_is_read_again() {
         after.starts_with("Intel MPI 2021.13"),
         "stale host facts served: {after}"
     );
+}
+
+/// `inspect` names the MPI the entrypoint loads through its RUNPATH from a virtualenv
+/// (which no loader cache lists) first, with the implementation that built it, also for
+/// the standard ABI.
+#[test]
+fn inspect_finds_the_mpi_a_virtualenv_program_loads() {
+    let Some(site) = site_cache() else {
+        return;
+    };
+    let dir = scratch("site-mpi-inspect");
+    for (name, soname, version) in [
+        ("venv-mpich", "libmpi.so.12", "5.0.2"),
+        ("venv-mpi-abi", "libmpi_abi.so.1", "5.0.2"),
+        ("venv-mpi-abi0", "libmpi_abi.so.0", "5.0.1"),
+    ] {
+        let bundle = dir.join(name);
+        std::fs::create_dir_all(&bundle).unwrap();
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": site.join("containers").join(name)},
+            "process": {"cwd": "/", "args": [PROGRAM], "env": ["PATH=/usr/bin:/bin"], "user": {"uid": 0, "gid": 0}},
+        });
+        std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+        let out = crate::util::json(&["inspect", bundle.to_str().unwrap()]);
+        let first = &out["mpi"][0];
+        assert_eq!(first["path"], format!("/opt/venv/lib/{soname}"), "{name}: {out}");
+        assert_eq!(first["soname"], soname, "{name}");
+        assert_eq!(first["implementation"], "MPICH", "{name}");
+        assert_eq!(first["version"], version, "{name}");
+        // The Debian Open MPI the image also has is still listed, after it.
+        assert!(
+            out["mpi"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["implementation"] == "Open MPI"),
+            "{name}: {out}"
+        );
+    }
 }
