@@ -5,15 +5,22 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, print_json, render};
+use crate::config::Config;
 use crate::input::rootfs::RootFs;
 use crate::inventory::gather::{Request, gather};
 use crate::inventory::hostcache::host_cpu_cached;
+use crate::inventory::loader::Loader;
 use crate::inventory::model::Kernel;
+use crate::inventory::mpi_host::{self, HostMpi, MpiOrigin, Sources};
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "The CPU and kernel are always the running machine's; everything else is read \
-from files under --root, so an admin or a test can describe a host image or a mounted node root."
+from files under --root, so an admin or a test can describe a host image or a mounted node root.\n\n\
+MPI installations are listed from every place check-bundle --inject mpi looks, most preferred \
+first, each with where it was found: the config's inject.mpi.libraries and inject.mpi.prefixes, \
+the caller's LD_LIBRARY_PATH (a loaded module), then the loader cache. Which one serves a \
+container depends on the ABI the container links; check-bundle says which and why."
 )]
 pub struct HostArgs {
     /// Read this directory as if it were the host's `/`
@@ -26,6 +33,75 @@ pub struct HostArgs {
     /// /run/containerspec, is keyed by boot id and CPUID and renewed on its own)
     #[arg(long)]
     pub no_cache: bool,
+    /// The config file whose [inject.mpi] names MPI installations (default
+    /// /etc/containerspec/config.toml, if it exists); its paths are read under --root
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// One host MPI installation as `host` lists it.
+#[derive(Debug, serde::Serialize)]
+struct Installation {
+    implementation: Option<String>,
+    version: Option<String>,
+    /// `mpich`, `open-mpi` or `standard`.
+    abi: Option<crate::inventory::model::MpiAbi>,
+    soname: String,
+    path: String,
+    origin: MpiOrigin,
+    /// The prefix, directory or file it was found through.
+    found_in: String,
+    /// The installation's own tree (mounted at its own path when injected).
+    prefix: Option<String>,
+    /// The installation's other libraries of the same ABI.
+    family: Vec<String>,
+    /// Variables its plugins need in the container's environment.
+    env: Vec<mpi_host::EnvNeed>,
+    /// Files of the installation that could not be read.
+    problems: Vec<String>,
+}
+
+impl Installation {
+    fn of(m: &HostMpi) -> Installation {
+        let i = m.main.install.as_ref();
+        Installation {
+            implementation: i.map(|i| i.implementation.clone()),
+            version: i.and_then(|i| i.version.clone()),
+            abi: i.map(|i| i.abi),
+            soname: m.main.lib.name().to_string(),
+            path: m.main.lib.path.clone(),
+            origin: m.origin,
+            found_in: m.found_in.clone(),
+            prefix: m.prefix.clone(),
+            family: m.family.keys().cloned().collect(),
+            env: m.env.clone(),
+            problems: m.problems.clone(),
+        }
+    }
+}
+
+/// Every MPI installation the config, the caller's LD_LIBRARY_PATH and the loader cache
+/// name, as check-bundle finds them.
+fn installations(
+    root: &RootFs,
+    config: &Config,
+    cached: &[crate::inventory::model::MpiInstall],
+    hwcaps: Vec<String>,
+) -> Result<Vec<Installation>, CliError> {
+    let ld_library_path = std::env::var("LD_LIBRARY_PATH").ok();
+    let ld_library_path = ld_library_path.as_deref().filter(|p| !p.is_empty());
+    let set = &config.inject.mpi;
+    let sources = Sources {
+        libraries: &set.libraries,
+        prefixes: &set.prefixes,
+        plugin_dirs: &set.plugin_dirs,
+        data_dirs: &set.data_dirs,
+        ld_library_path,
+    };
+    let loader = Loader::new(root, ld_library_path, hwcaps);
+    let found = mpi_host::discover(root, &loader, cached, &sources)
+        .map_err(|e| CliError::Action(e.to_string()))?;
+    Ok(found.iter().map(Installation::of).collect())
 }
 
 pub fn run(args: &HostArgs) -> Result<u8, CliError> {
@@ -35,15 +111,73 @@ pub fn run(args: &HostArgs) -> Result<u8, CliError> {
         hwcaps: cpu.hwcaps(),
         ..Default::default()
     };
+    let root_given = (args.root != std::path::Path::new("/")).then_some(args.root.as_path());
+    let config = Config::load_for(args.config.as_deref(), root_given)?;
+    let hwcaps = cpu.hwcaps();
     let mut inventory = gather(&root, &request);
     inventory.kernel = kernel();
     inventory.cpu = Some(cpu);
+    let found = installations(&root, &config, &inventory.mpi, hwcaps)?;
     if args.json {
-        print_json(&inventory)?;
+        // The inventory's fields, and the installations beside them.
+        let mut value = serde_json::to_value(&inventory).map_err(std::io::Error::from)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "mpi_installations".into(),
+                serde_json::to_value(&found).map_err(std::io::Error::from)?,
+            );
+        }
+        print_json(&value)?;
     } else {
-        print!("{}", render::host(&inventory));
+        let mut text = render::host(&inventory);
+        text.push_str(&render_installations(&found));
+        print!("{text}");
     }
     Ok(0)
+}
+
+fn render_installations(found: &[Installation]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if found.is_empty() {
+        let _ = writeln!(
+            out,
+            "  mpi installs  none (config, LD_LIBRARY_PATH, loader cache)"
+        );
+        return out;
+    }
+    for (n, m) in found.iter().enumerate() {
+        let label = if n == 0 { "mpi installs" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {label:13} {} {} ({}) at {}, through {}{}",
+            m.implementation.as_deref().unwrap_or("MPI"),
+            m.version.as_deref().unwrap_or("?"),
+            m.soname,
+            m.path,
+            m.origin.describe(),
+            m.prefix
+                .as_deref()
+                .map(|p| format!(" (prefix {p})"))
+                .unwrap_or_default()
+        );
+        for e in &m.env {
+            let what = if e.required {
+                "needs"
+            } else {
+                "wants (for optional plugins)"
+            };
+            let _ = writeln!(
+                out,
+                "  {:13}   {what} {}={} in the container",
+                "", e.name, e.value
+            );
+        }
+        for p in &m.problems {
+            let _ = writeln!(out, "  {:13}   unreadable: {p}", "");
+        }
+    }
+    out
 }
 
 fn kernel() -> Option<Kernel> {

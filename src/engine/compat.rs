@@ -342,6 +342,18 @@ fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         );
     }
     for dir in facts.host.mpi.iter().flat_map(|m| &m.plugin_dirs) {
+        if let Some(error) = &dir.list_error {
+            out.push(
+                Finding::new(
+                    Code::PluginUnverified,
+                    format!(
+                        "host plugin directory {} could not be listed ({error}); it is mounted, and its plugins are unverified",
+                        dir.path
+                    ),
+                )
+                .objects([dir.path.clone()]),
+            );
+        }
         for file in &dir.unreadable {
             out.push(
                 Finding::new(
@@ -404,7 +416,9 @@ fn standard_abi(
     let draft = soname == "libmpi_abi.so.0";
     let Some(served_by) = super::choose::serving(host, &soname) else {
         let what = if draft {
-            format!("the container links {soname}, the draft of the MPI standard ABI that MPICH 5.0.0 and 5.0.1 built (the standard's ABI 1 is libmpi_abi.so.1)")
+            format!(
+                "the container links {soname}, the draft of the MPI standard ABI that MPICH 5.0.0 and 5.0.1 built (the standard's ABI 1 is libmpi_abi.so.1)"
+            )
         } else {
             format!("the container links the MPI standard ABI ({soname})")
         };
@@ -426,9 +440,8 @@ fn standard_abi(
         );
         return true;
     };
-    let version = |i: Option<&crate::inventory::model::MpiInstall>| {
-        i.and_then(|i| i.version.clone())
-    };
+    let version =
+        |i: Option<&crate::inventory::model::MpiInstall>| i.and_then(|i| i.version.clone());
     let (cv, hv) = (
         version(container.install.as_ref()),
         version(host.main.install.as_ref()),
@@ -594,7 +607,7 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
         .map(|l| (l, true))
         .chain(container_objects.into_iter().map(|l| (l, false)))
         .collect();
-    let (plugins, core): (Vec<(&Lib, bool)>, Vec<(&Lib, bool)>) = loaded
+    let (plugins, core): (Vec<_>, Vec<_>) = loaded
         .into_iter()
         .partition(|(l, host)| *host && plugin_paths.contains(l.path.as_str()));
     check_loaded(facts, sel, &core, glibc.as_deref(), out);
@@ -1056,7 +1069,11 @@ mod tests {
         let f = abi_pair("libmpi_abi.so.1", "5.0.2", "libmpich.so.12", "5.0.2");
         let found = run(&f, MPI);
         assert_eq!(codes(&found), vec![(Code::MpiStandardAbiMissing, Error)]);
-        assert!(found[0].message.contains("no host installation provides libmpi_abi.so.1"));
+        assert!(
+            found[0]
+                .message
+                .contains("no host installation provides libmpi_abi.so.1")
+        );
         assert!(found[0].message.contains("MPICH 5.0.2 (libmpich.so.12)"));
         // Nor does another ABI version: MPICH 5.0.1's draft is not ABI 1.
         let f = abi_pair("libmpi_abi.so.0", "5.0.1", "libmpi_abi.so.1", "5.0.2");

@@ -91,6 +91,9 @@ pub struct PluginDir {
     pub libs: Vec<Lib>,
     /// Files that could not be read as ELF.
     pub unreadable: Vec<String>,
+    /// Why the directory itself could not be listed (its plugins are then unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_error: Option<String>,
 }
 
 /// An environment variable without which plugins are not found.
@@ -368,7 +371,8 @@ fn read_install(
                 .filter_map(|l| l.soname.clone())
                 .collect();
             let (plugin, plugin_deps) = plugin_dir(root, loader, &dir, &loaded);
-            if plugin.libs.is_empty() && plugin.unreadable.is_empty() {
+            if plugin.libs.is_empty() && plugin.unreadable.is_empty() && plugin.list_error.is_none()
+            {
                 continue;
             }
             for d in plugin_deps {
@@ -664,7 +668,7 @@ fn plugin_dir(
     let mut entries = match root.list_dir(&real_dir) {
         Ok(e) => e,
         Err(e) => {
-            plugin.unreadable.push(format!("{real_dir}: {e}"));
+            plugin.list_error = Some(e.to_string());
             return (plugin, deps);
         }
     };
@@ -708,9 +712,12 @@ fn provider_env(root: &RootFs, deps: &[Lib], plugin_dirs: &[PluginDir]) -> Vec<E
     let mut out = Vec::new();
     for fabric in deps.iter().filter(|d| d.name() == "libfabric.so.1") {
         let dir = parent(&fabric.path);
+        // libfabric's providers are `lib<name>-fi.so`; a sibling directory of other
+        // plugins (UCX's `uct_*.so`) is not one.
+        let is_provider = |l: &Lib| l.path.ends_with("-fi.so");
         let Some(prov) = plugin_dirs
             .iter()
-            .find(|p| parent(&p.path) == dir && !p.libs.is_empty())
+            .find(|p| parent(&p.path) == dir && p.libs.iter().any(is_provider))
         else {
             continue;
         };

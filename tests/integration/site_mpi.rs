@@ -100,7 +100,12 @@ const MPICH_REPORTS: Option<&str> = Some("MPICH Version: 5.0.2 ");
 const OPENMPI: &str = "/sw/openmpi/5.0.11";
 const OPENMPI_REPORTS: Option<&str> = Some("Open MPI v5.0.11,");
 
-const fn site(root: &'static str, prefix: &'static str, told: Told, reports: Option<&'static str>) -> Host {
+const fn site(
+    root: &'static str,
+    prefix: &'static str,
+    told: Told,
+    reports: Option<&'static str>,
+) -> Host {
     Host {
         root: Root::Site(root),
         prefix,
@@ -128,7 +133,12 @@ const HOSTS: &[Host] = &[
     site("intel-mpi-module", INTEL, Told::ConfigPrefix, INTEL_REPORTS),
     Host {
         with_env: true,
-        ..site("intel-mpi-module", INTEL, Told::LdLibraryPath, INTEL_REPORTS)
+        ..site(
+            "intel-mpi-module",
+            INTEL,
+            Told::LdLibraryPath,
+            INTEL_REPORTS,
+        )
     },
     Host {
         with_env: true,
@@ -143,8 +153,18 @@ const HOSTS: &[Host] = &[
         Told::ConfigPrefix,
         Some("MPICH Version: 5.0.1 "),
     ),
-    site("openmpi-module", OPENMPI, Told::ConfigPrefix, OPENMPI_REPORTS),
-    site("openmpi-cached", OPENMPI, Told::LoaderCache, OPENMPI_REPORTS),
+    site(
+        "openmpi-module",
+        OPENMPI,
+        Told::ConfigPrefix,
+        OPENMPI_REPORTS,
+    ),
+    site(
+        "openmpi-cached",
+        OPENMPI,
+        Told::LoaderCache,
+        OPENMPI_REPORTS,
+    ),
     distro(Root::Sid),
     distro(Root::Debian("bullseye-mpich")),
     distro(Root::Debian("bookworm-mpich")),
@@ -158,9 +178,13 @@ const HOSTS: &[Host] = &[
 /// so; a failure in CI) when it has not been built.
 fn site_cache() -> Option<PathBuf> {
     let base = crate::util::rootfs_cache().parent()?.join("site-mpi");
-    let built = ["hosts/openmpi-cached", "hosts/mpich501-module", "containers/venv-mpi-abi0"]
-        .iter()
-        .all(|d| base.join(d).join(".containerspec-recipe").is_file());
+    let built = [
+        "hosts/openmpi-cached",
+        "hosts/mpich501-module",
+        "containers/venv-mpi-abi0",
+    ]
+    .iter()
+    .all(|d| base.join(d).join(".containerspec-recipe").is_file());
     if built {
         return Some(base);
     }
@@ -496,7 +520,10 @@ fn judge_and_run(
                 );
                 assert!(
                     with.status.success()
-                        && reports(&String::from_utf8_lossy(&with.stdout), host.reports.unwrap_or("?")),
+                        && reports(
+                            &String::from_utf8_lossy(&with.stdout),
+                            host.reports.unwrap_or("?")
+                        ),
                     "{pair}: with {plan_env:?} the program still fails: {}",
                     String::from_utf8_lossy(&with.stderr)
                 );
@@ -716,7 +743,11 @@ fn inspect_finds_the_mpi_a_virtualenv_program_loads() {
         std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
         let out = crate::util::json(&["inspect", bundle.to_str().unwrap()]);
         let first = &out["mpi"][0];
-        assert_eq!(first["path"], format!("/opt/venv/lib/{soname}"), "{name}: {out}");
+        assert_eq!(
+            first["path"],
+            format!("/opt/venv/lib/{soname}"),
+            "{name}: {out}"
+        );
         assert_eq!(first["soname"], soname, "{name}");
         assert_eq!(first["implementation"], "MPICH", "{name}");
         assert_eq!(first["version"], version, "{name}");
@@ -730,4 +761,202 @@ fn inspect_finds_the_mpi_a_virtualenv_program_loads() {
             "{name}: {out}"
         );
     }
+}
+
+/// `host` lists every installation check-bundle would consider, most preferred first,
+/// each with where it was found.
+#[test]
+fn host_lists_every_installation_and_where_it_came_from() {
+    let Some(site) = site_cache() else {
+        return;
+    };
+    let Some(sid) = sid_root() else {
+        return;
+    };
+    let list = |root: &Path, config: Option<&Path>, ld_library_path: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_containerspec"));
+        cmd.args(["host", "--json", "--root", root.to_str().unwrap()]);
+        let empty = scratch("site-mpi-host-config").join("empty.toml");
+        std::fs::write(&empty, "").unwrap();
+        cmd.arg("--config").arg(config.unwrap_or(&empty));
+        cmd.env_remove("LD_LIBRARY_PATH");
+        if let Some(p) = ld_library_path {
+            cmd.env("LD_LIBRARY_PATH", p);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["mpi_installations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} {} {} {}",
+                    m["implementation"].as_str().unwrap(),
+                    m["version"].as_str().unwrap_or("?"),
+                    m["soname"].as_str().unwrap(),
+                    m["path"].as_str().unwrap(),
+                    m["origin"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let intel = site.join("hosts/intel-mpi-module");
+    assert_eq!(
+        list(
+            &intel,
+            Some(&intel.join("etc/containerspec/config.toml")),
+            None
+        ),
+        [
+            "Intel MPI 2021.13 libmpi.so.12 /sw/intel-mpi/2021.13.1/lib/libmpi.so.12 config-prefix",
+            "MPICH 4.0.2 libmpich.so.12 /usr/lib/x86_64-linux-gnu/libmpich.so.12.2.2 loader-cache",
+        ]
+    );
+    // A module's installation, with its standard-ABI library beside its MPICH-ABI one.
+    let mpich = site.join("hosts/mpich-module");
+    assert_eq!(
+        list(&mpich, None, Some("/sw/mpich/5.0.2/lib")),
+        [
+            "MPICH 5.0.2 libmpi.so.12 /sw/mpich/5.0.2/lib/libmpi.so.12 ld-library-path",
+            "MPICH 5.0.2 libmpi_abi.so.1 /sw/mpich/5.0.2/lib/libmpi_abi.so.1 ld-library-path",
+            "MPICH 4.0.2 libmpich.so.12 /usr/lib/x86_64-linux-gnu/libmpich.so.12.2.2 loader-cache",
+        ]
+    );
+    // Without the module loaded, only the distribution's is there.
+    assert_eq!(
+        list(&mpich, None, None),
+        ["MPICH 4.0.2 libmpich.so.12 /usr/lib/x86_64-linux-gnu/libmpich.so.12.2.2 loader-cache"]
+    );
+    let sid_list = list(&sid, None, None);
+    assert_eq!(sid_list.len(), 2, "{sid_list:?}");
+    assert!(
+        sid_list[0].starts_with("MPICH 5.0.2 libmpich.so.12 /usr/lib/"),
+        "{sid_list:?}"
+    );
+    assert!(
+        sid_list[1].starts_with("MPICH 5.0.2 libmpi_abi.so.1 /usr/lib/x86_64-linux-gnu/libmpi_abi")
+            && sid_list[1].ends_with(" loader-cache"),
+        "{sid_list:?}"
+    );
+}
+
+/// A config that names what is not an MPI installation is an error naming the path (for
+/// `check-bundle` and `host` alike); a plugin directory that cannot be listed is a
+/// finding naming it, never a panic or silence.
+#[test]
+fn bad_installations_are_named() {
+    let Some(site) = site_cache() else {
+        return;
+    };
+    let Some(container) = cached_rootfs("bookworm-mpich") else {
+        return;
+    };
+    let dir = scratch("site-mpi-bad");
+    let host = dir.join("host");
+    std::fs::create_dir_all(host.join("sw/empty/lib")).unwrap();
+    std::fs::write(host.join("sw/empty/lib/README"), "no MPI here\n").unwrap();
+    std::fs::create_dir_all(host.join("sw/text/lib")).unwrap();
+    std::fs::write(host.join("sw/text/lib/libmpi.so.12"), "not ELF\n").unwrap();
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": container},
+        "process": {"cwd": "/", "args": [PROGRAM], "env": ["PATH=/usr/bin:/bin"], "user": {"uid": 0, "gid": 0}},
+        "annotations": {"org.supercontainers.inject": "mpi"}
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let cases = [
+        (
+            "[inject.mpi]\nprefixes = [\"/sw/empty\"]\n",
+            "sw/empty: named in the config's inject.mpi.prefixes: no MPI library",
+        ),
+        (
+            "[inject.mpi]\nprefixes = [\"/sw/text\"]\n",
+            "sw/text: named in the config's inject.mpi.prefixes: no MPI library",
+        ),
+        (
+            "[inject.mpi]\nlibraries = [\"/sw/text/lib/libmpi.so.12\"]\n",
+            "sw/text/lib/libmpi.so.12: listed in the config's inject.mpi.libraries: /sw/text/lib/libmpi.so.12: not an ELF file",
+        ),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let conf = dir.join(format!("config-{i}.toml"));
+        std::fs::write(&conf, text).unwrap();
+        let (h, c, b) = (
+            host.to_str().unwrap(),
+            conf.to_str().unwrap(),
+            bundle.to_str().unwrap(),
+        );
+        let out = crate::util::containerspec(&[
+            "check-bundle",
+            b,
+            "--host-root",
+            h,
+            "--config",
+            c,
+            "--no-cache",
+        ]);
+        crate::util::assert_error(&out, needle);
+        let out = crate::util::containerspec(&["host", "--root", h, "--config", c]);
+        crate::util::assert_error(&out, needle);
+    }
+    // The providers directory of the site's libfabric, unreadable to the caller.
+    if !is_root() {
+        crate::skip!("needs root (to copy a site root and read it as another user)");
+    }
+    let unreadable = dir.join("unreadable");
+    let status = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(site.join("hosts/mpich-module"))
+        .arg(&unreadable)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use std::os::unix::fs::PermissionsExt;
+    let providers = unreadable.join("sw/mpich/5.0.2/lib/mpich/libfabric");
+    std::fs::set_permissions(&providers, std::fs::Permissions::from_mode(0o000)).unwrap();
+    for d in [&dir, &bundle] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_containerspec"))
+        .args(["check-bundle", bundle.to_str().unwrap(), "--host-root"])
+        .arg(&unreadable)
+        .arg("--config")
+        .arg(unreadable.join("etc/containerspec/config.toml"))
+        .args(["--no-cache", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {stderr}");
+    });
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "plugin-unverified")
+        .unwrap_or_else(|| panic!("no plugin-unverified finding: {report}"));
+    assert_eq!(finding["objects"][0], "/sw/mpich/5.0.2/lib/mpich/libfabric");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied"),
+        "{finding}"
+    );
+    // No provider path is made up from a sibling directory of other plugins.
+    assert!(
+        !report["plan"]["env"].to_string().contains("mpich/ucx"),
+        "{}",
+        report["plan"]["env"]
+    );
 }
