@@ -20,7 +20,8 @@ from files under --root, so an admin or a test can describe a host image or a mo
 MPI installations are listed from every place check-bundle --inject mpi looks, most preferred \
 first, each with where it was found: the config's inject.mpi.libraries and inject.mpi.prefixes, \
 the caller's LD_LIBRARY_PATH (a loaded module), then the loader cache. Which one serves a \
-container depends on the ABI the container links; check-bundle says which and why."
+container depends on the ABI the container links; check-bundle --inject mpi says which and why, \
+and what else it loads (dependencies, plugins, the environment its plugins need)."
 )]
 pub struct HostArgs {
     /// Read this directory as if it were the host's `/`
@@ -55,8 +56,6 @@ struct Installation {
     prefix: Option<String>,
     /// The installation's other libraries of the same ABI.
     family: Vec<String>,
-    /// Variables its plugins need in the container's environment.
-    env: Vec<mpi_host::EnvNeed>,
     /// Files of the installation that could not be read.
     problems: Vec<String>,
 }
@@ -74,7 +73,6 @@ impl Installation {
             found_in: m.found_in.clone(),
             prefix: m.prefix.clone(),
             family: m.family.keys().cloned().collect(),
-            env: m.env.clone(),
             problems: m.problems.clone(),
         }
     }
@@ -97,6 +95,8 @@ fn installations(
         plugin_dirs: &set.plugin_dirs,
         data_dirs: &set.data_dirs,
         ld_library_path,
+        // What each loads (and the environment it needs) is check-bundle's to read.
+        shallow: true,
     };
     let loader = Loader::new(root, ld_library_path, hwcaps);
     let found = mpi_host::discover(root, &loader, cached, &sources)
@@ -161,18 +161,6 @@ fn render_installations(found: &[Installation]) -> String {
                 .map(|p| format!(" (prefix {p})"))
                 .unwrap_or_default()
         );
-        for e in &m.env {
-            let what = if e.required {
-                "needs"
-            } else {
-                "wants (for optional plugins)"
-            };
-            let _ = writeln!(
-                out,
-                "  {:13}   {what} {}={} in the container",
-                "", e.name, e.value
-            );
-        }
         for p in &m.problems {
             let _ = writeln!(out, "  {:13}   unreadable: {p}", "");
         }

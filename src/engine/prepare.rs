@@ -104,6 +104,7 @@ fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareEr
             plugin_dirs: &set.plugin_dirs,
             data_dirs: &set.data_dirs,
             ld_library_path: inputs.ld_library_path,
+            shallow: false,
         };
         // A module's libraries resolve through the caller's search path too.
         let module_loader;

@@ -116,6 +116,9 @@ pub struct Sources<'a> {
     pub data_dirs: &'a [PathBuf],
     /// The caller's `LD_LIBRARY_PATH` (None for the hook: its environment is the runtime's).
     pub ld_library_path: Option<&'a str>,
+    /// Describe each installation (its libraries and where it was found) without reading
+    /// what it loads: its dependencies, plugins and helpers are left empty.
+    pub shallow: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +333,17 @@ fn read_install(
         }
     }
     let prefix = prefix_of(&parent(&main.lib.path));
+    if src.shallow {
+        return HostMpi {
+            main,
+            family,
+            origin,
+            found_in: found_in.to_string(),
+            prefix,
+            problems,
+            ..Default::default()
+        };
+    }
     // What the implementation loads with dlopen rather than DT_NEEDED.
     let dlopened = dlopened(root, loader, &install, &main.lib, prefix.as_deref());
     let mut deps = closure_libs(root, loader, seeds, &mut problems);

@@ -14,11 +14,18 @@ if [[ ! -x "$venv/bin/archspec" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet archspec
 fi
+# Site-prefix host MPIs (root only: site-mpi.sh builds root-owned host roots).
+site=()
+if [[ $(id -u) -eq 0 ]]; then
+  site=(--site-hosts "$(tests/rigs/site-mpi.sh)/hosts")
+else
+  echo "site MPI benchmark skipped: needs root (tests/rigs/site-mpi.sh builds the host roots)"
+fi
 python3 tests/bench/bench.py \
   --containerspec target/release/containerspec \
   --archspec "$venv/bin/archspec" \
   --rootfs "$cache/rootfs/bookworm-mpich" \
-  --rounds "${1:-21}"
+  --rounds "${1:-21}" "${site[@]}"
 
 # Apptainer: `apptainer check` on a SIF read in place against `inspect` of the directory
 # it was built from (root only: the SIF is built by the Apptainer rig).
