@@ -175,6 +175,7 @@ pub fn discover(
                 &text,
                 src,
                 &[],
+                None,
             );
             push(m, &mut out);
         }
@@ -190,6 +191,7 @@ pub fn discover(
                 &dir,
                 src,
                 &[],
+                None,
             );
             push(m, &mut out);
         }
@@ -211,6 +213,7 @@ pub fn discover(
                     &install.path,
                     src,
                     &[],
+                    Some(install),
                 );
                 push(m, &mut out);
             }
@@ -299,6 +302,7 @@ fn listed(root: &RootFs, loader: &Loader, src: &Sources) -> Result<Option<HostMp
         &found_in,
         src,
         &objects,
+        None,
     );
     m.explicit = true;
     Ok(Some(m))
@@ -314,9 +318,14 @@ fn read_install(
     found_in: &str,
     src: &Sources,
     listed_others: &[Object],
+    known: Option<&MpiInstall>,
 ) -> HostMpi {
     let soname = obj.info.soname.clone().unwrap_or_default();
-    let install = mpi::identify(&obj, &soname, real);
+    // The loader cache's installations were identified by the inventory already.
+    let install = match known {
+        Some(i) if i.real_path == real => i.clone(),
+        _ => mpi::identify(&obj, &soname, real),
+    };
     let main = mpi_lib(root, &obj, Some(install.clone()));
     let mut problems = Vec::new();
     let family = family_libs(root, &main.lib, install.abi, listed_others, &mut problems);

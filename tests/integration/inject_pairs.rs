@@ -12,7 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{cached_rootfs, containerspec, dpkg_version, is_root, scratch, upstream_version};
+use crate::util::{
+    Judged, cached_rootfs, containerspec, dpkg_version, is_root, scratch, upstream_version,
+};
 
 const ROOTS: &[&str] = &[
     "bullseye-mpich",
@@ -104,6 +106,17 @@ pub(crate) fn run_with_plan(
         .unwrap()
 }
 
+/// The version node the loader says is missing: ld.so prints "version `GLIBC_2.34' not
+/// found (required by /usr/lib/.../libmpich.so.12)".
+pub(crate) fn loader_missing_version(stderr: &str) -> String {
+    stderr
+        .split("version `")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The host's MPI version (from its package database) and whether the program's output
 /// (MPI_Get_library_version) reports exactly that library.
 fn reports_host_version(host: &Path, name: &str, stdout: &str) -> (bool, String) {
@@ -159,38 +172,15 @@ fn every_pair_verdict_matches_what_really_happens() {
                 "--emit-ld-cache",
                 cache.to_str().unwrap(),
             ]);
-            let code = out.status.code();
-            assert!(
-                matches!(code, Some(0) | Some(1)),
-                "{pair}: exit {code:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let verdict = report["verdict"].as_str().unwrap().to_string();
-            assert_eq!(code == Some(0), verdict == "compatible", "{pair}");
-            let errors: Vec<&serde_json::Value> = report["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|f| f["severity"] == "error")
-                .collect();
-            let codes: Vec<String> = errors
-                .iter()
-                .map(|f| f["code"].as_str().unwrap().to_string())
-                .collect();
-            let mounts: Vec<(String, String, String)> = report["plan"]["mounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| {
-                    (
-                        m["source"].as_str().unwrap().into(),
-                        m["destination"].as_str().unwrap().into(),
-                        m["kind"].as_str().unwrap().into(),
-                    )
-                })
-                .collect();
-            let has_cache = !report["plan"]["ld_cache"].is_null();
+            let Judged {
+                report,
+                verdict,
+                errors,
+                codes,
+                mounts,
+                has_cache,
+                ..
+            } = Judged::read(&pair, &out);
             let work = dir.join("run");
             let ran = if verdict == "compatible" {
                 let run =
@@ -254,7 +244,7 @@ struct Run<'a> {
 }
 
 /// For an incompatible pair, shows that reality fails for the reason the report gives.
-fn explain_failure(r: &Run, errors: &[&serde_json::Value], report: &serde_json::Value) -> String {
+fn explain_failure(r: &Run, errors: &[serde_json::Value], report: &serde_json::Value) -> String {
     let pair = r.pair;
     let code = errors
         .first()
@@ -268,13 +258,7 @@ fn explain_failure(r: &Run, errors: &[&serde_json::Value], report: &serde_json::
                 !run.status.success(),
                 "{pair}: called incompatible (glibc) but the program ran"
             );
-            // ld.so: "version `GLIBC_2.34' not found (required by /usr/lib/.../libmpich.so.12)"
-            let missing = stderr
-                .split("version `")
-                .nth(1)
-                .and_then(|s| s.split('\'').next())
-                .unwrap_or_default()
-                .to_string();
+            let missing = loader_missing_version(&stderr);
             let named: Vec<String> = errors
                 .iter()
                 .filter(|f| f["code"] == "glibc-too-old")

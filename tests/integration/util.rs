@@ -63,17 +63,10 @@ pub fn rootfs_cache() -> PathBuf {
 /// The cached rootfs `name`, or None (after saying so) when it has not been built.
 /// With CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing rootfs fails the test instead.
 pub fn cached_rootfs(name: &str) -> Option<PathBuf> {
-    let dir = rootfs_cache().join(name);
-    if dir.join(".containerspec-recipe").is_file() {
-        return Some(dir);
-    }
-    let hint = format!("rootfs {name} not built: run tests/rigs/rootfs.sh {name}");
-    assert!(
-        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
-        "{hint}"
-    );
-    eprintln!("skipping: {hint}");
-    None
+    built(
+        rootfs_cache().join(name),
+        &format!("rootfs {name} not built: run tests/rigs/rootfs.sh {name}"),
+    )
 }
 
 /// A fresh, empty scratch directory for one test.
@@ -197,4 +190,86 @@ fn upstream_versions() {
     assert_eq!(upstream_version("2.36-9+deb12u4"), "2.36");
     assert_eq!(upstream_version("4.1.4-3+b1"), "4.1.4");
     assert_eq!(upstream_version("1:2.3-1"), "2.3");
+}
+
+/// `dir` when its rig recipe stamp (`.containerspec-recipe`) says it was built, or None
+/// (after saying `hint`). With CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing one fails.
+pub fn built(dir: PathBuf, hint: &str) -> Option<PathBuf> {
+    if dir.join(".containerspec-recipe").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+        "{hint}"
+    );
+    eprintln!("skipping: {hint}");
+    None
+}
+
+/// A `check-bundle --json` verdict, read from its output (exit 0 or 1 asserted).
+pub struct Judged {
+    pub report: serde_json::Value,
+    pub verdict: String,
+    /// The error findings, most severe first, and their codes.
+    pub errors: Vec<serde_json::Value>,
+    pub codes: Vec<String>,
+    /// The plan's mounts: (source, destination, kind).
+    pub mounts: Vec<(String, String, String)>,
+    /// The plan's environment, `NAME=value`.
+    pub env: Vec<String>,
+    pub has_cache: bool,
+}
+
+impl Judged {
+    pub fn read(what: &str, out: &Output) -> Judged {
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0) | Some(1)),
+            "{what}: exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let verdict = report["verdict"].as_str().unwrap().to_string();
+        assert_eq!(code == Some(0), verdict == "compatible", "{what}");
+        let errors: Vec<serde_json::Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .cloned()
+            .collect();
+        let codes = errors
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect();
+        let text = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+        let mounts = report["plan"]["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    text(&m["source"]),
+                    text(&m["destination"]),
+                    text(&m["kind"]),
+                )
+            })
+            .collect();
+        let env = report["plan"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}={}", text(&e["name"]), text(&e["value"])))
+            .collect();
+        let has_cache = !report["plan"]["ld_cache"].is_null();
+        Judged {
+            verdict,
+            errors,
+            codes,
+            mounts,
+            env,
+            has_cache,
+            report,
+        }
+    }
 }
