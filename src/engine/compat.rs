@@ -440,6 +440,37 @@ fn standard_abi(
         );
         return true;
     };
+    // `libpmpi_abi` is an implementation's own profiling layer beside the standard ABI:
+    // an application that links it is tied to the implementation that built it.
+    let own: Vec<&str> = facts
+        .container
+        .closure
+        .iter()
+        .flat_map(|l| &l.needed)
+        .map(String::as_str)
+        .filter(|n| n.starts_with("libpmpi_abi."))
+        .collect();
+    let implementation =
+        |l: &super::facts::MpiLib| l.install.as_ref().map(|i| i.implementation.clone());
+    if let Some(first) = own.first() {
+        let same = implementation(container).is_some()
+            && implementation(container) == implementation(&host.main);
+        if !same {
+            out.push(
+                Finding::new(
+                    Code::MpiAbiFamilyMismatch,
+                    format!(
+                        "the container links the MPI standard ABI ({soname}) but also {first}, the profiling library of {}'s own build: it cannot take {}",
+                        describe(container),
+                        describe(&host.main)
+                    ),
+                )
+                .hint("relink the application against libmpi_abi alone, or use a host MPI of the container's implementation")
+                .objects([container.lib.path.clone(), host.main.lib.path.clone()]),
+            );
+            return true;
+        }
+    }
     let version =
         |i: Option<&crate::inventory::model::MpiInstall>| i.and_then(|i| i.version.clone());
     let (cv, hv) = (
@@ -1080,6 +1111,26 @@ mod tests {
         let found = run(&f, MPI);
         assert_eq!(codes(&found), vec![(Code::MpiStandardAbiMissing, Error)]);
         assert!(found[0].message.contains("draft"), "{}", found[0].message);
+    }
+
+    #[test]
+    fn an_implementations_own_profiling_library_ties_the_standard_abi_to_it() {
+        use super::super::finding::Severity::*;
+        let mut f = abi_pair("libmpi_abi.so.1", "5.0.2", "libmpi_abi.so.1", "5.0.2");
+        f.container.closure[0]
+            .needed
+            .push("libpmpi_abi.so.1".into());
+        // The same implementation: fine.
+        assert_eq!(codes(&run(&f, MPI)), vec![]);
+        let h = f.host.mpi.as_mut().unwrap();
+        h.main.install.as_mut().unwrap().implementation = "Open MPI".into();
+        let found = run(&f, MPI);
+        assert_eq!(codes(&found), vec![(Code::MpiAbiFamilyMismatch, Error)]);
+        assert!(
+            found[0].message.contains("libpmpi_abi.so.1"),
+            "{}",
+            found[0].message
+        );
     }
 
     #[test]
