@@ -288,7 +288,15 @@ fn listed(root: &RootFs, loader: &Loader, src: &Sources) -> Result<Option<HostMp
         .iter()
         .position(|o| o.info.soname.as_deref().is_some_and(mpi::is_mpi_soname))
     else {
-        return Ok(None);
+        // An explicit list stands for the installation: without its MPI library it
+        // would be dropped, and another installation injected in its place.
+        return match src.libraries.first() {
+            Some(first) => Err(DiscoverError::Listed {
+                path: shown_in(root, first),
+                message: "none of the listed libraries is an MPI library (its DT_SONAME is not libmpi.so.N, libmpich.so.N, libmpi_abi.so.N...); list the installation's MPI library too".into(),
+            }),
+            None => Ok(None),
+        };
     };
     let main = objects.remove(pos);
     let real = main.path.clone();

@@ -791,6 +791,12 @@ fn bad_installations_are_named() {
     std::fs::write(host.join("sw/empty/lib/README"), "no MPI here\n").unwrap();
     std::fs::create_dir_all(host.join("sw/text/lib")).unwrap();
     std::fs::write(host.join("sw/text/lib/libmpi.so.12"), "not ELF\n").unwrap();
+    // A real ELF library that is not an MPI (the container root's zlib).
+    std::fs::copy(
+        container.join("lib/x86_64-linux-gnu/libz.so.1"),
+        host.join("sw/text/lib/libz.so.1"),
+    )
+    .unwrap();
     let bundle = dir.join("bundle");
     std::fs::create_dir_all(&bundle).unwrap();
     let config = serde_json::json!({
@@ -811,6 +817,10 @@ fn bad_installations_are_named() {
         (
             "[inject.mpi]\nlibraries = [\"/sw/text/lib/libmpi.so.12\"]\n",
             "sw/text/lib/libmpi.so.12: listed in the config's inject.mpi.libraries: /sw/text/lib/libmpi.so.12: not an ELF file",
+        ),
+        (
+            "[inject.mpi]\nlibraries = [\"/sw/text/lib/libz.so.1\"]\n",
+            "sw/text/lib/libz.so.1: listed in the config's inject.mpi.libraries: none of the listed libraries is an MPI library",
         ),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
