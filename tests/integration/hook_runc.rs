@@ -259,3 +259,81 @@ fn the_containers_ld_preload_does_not_touch_the_hook() {
         show(&out)
     );
 }
+
+/// Site installations under a prefix, through the hook under runc: Intel MPI into a
+/// Debian MPICH container (the prefix mounted at its own path, the container's
+/// libmpich.so.12 pointed at Intel's libmpi.so.12 by the loader cache), and the site's
+/// MPICH into a container whose MPICH wheel lives in a virtualenv (found through the
+/// program's RUNPATH, so bound over). The program reports the site's library.
+#[test]
+fn site_installations_under_a_prefix() {
+    if !hook_prerequisites(&["runc"]) {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    let site = crate::util::rootfs_cache()
+        .parent()
+        .unwrap()
+        .join("site-mpi");
+    let hint = "site MPI roots not built: run tests/rigs/site-mpi.sh";
+    let (Some(intel), Some(mpich), Some(venv)) = (
+        crate::util::built(site.join("hosts/intel-mpi-module"), hint),
+        crate::util::built(site.join("hosts/mpich-module"), hint),
+        crate::util::built(site.join("containers/venv-mpich"), hint),
+    ) else {
+        return;
+    };
+    let intel_prefix = "/sw/intel-mpi/2021.13.1";
+    let cases = [
+        (
+            "runc-site-intel",
+            &trixie,
+            &intel,
+            intel_prefix,
+            vec![format!(
+                "FI_PROVIDER_PATH={intel_prefix}/lib/libfabric/prov"
+            )],
+            "Intel(R) MPI Library 2021.13 for Linux",
+        ),
+        (
+            "runc-site-venv",
+            &venv,
+            &mpich,
+            "/sw/mpich/5.0.2",
+            vec![],
+            "MPICH Version:      5.0.2",
+        ),
+    ];
+    for (name, container, host, prefix, env, wanted) in cases {
+        let mut case = Case::new(name);
+        case.config_toml = Some(format!(
+            "[host]\nroot = {host:?}\n[inject.mpi]\nprefixes = [{prefix:?}]\n"
+        ));
+        case.env.extend(env);
+        let before = mountinfo();
+        let out = case.run(container, "");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(wanted),
+            "{name}: {}",
+            show(&out)
+        );
+        let report = case.report();
+        assert_eq!(report["verdict"], "compatible", "{name}: {report}");
+        assert!(
+            report["plan"]["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == prefix && m["kind"] == "directory"),
+            "{name}: the prefix is mounted at its own path: {}",
+            report["plan"]
+        );
+        assert_eq!(
+            mountinfo(),
+            before,
+            "{name}: the host's mount table changed"
+        );
+    }
+}
