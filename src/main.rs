@@ -22,7 +22,9 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("containerspec: {e}");
+            use std::io::Write;
+            // Nothing to do if stderr is gone too; the status still says it failed.
+            let _ = writeln!(std::io::stderr(), "containerspec: {e}");
             ExitCode::from(2)
         }
     }

@@ -115,7 +115,7 @@ pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", report.render());
+        super::print_text(&report.render())?;
     }
     Ok(if report.verdict == Verdict::Compatible {
         0

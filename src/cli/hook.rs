@@ -119,8 +119,9 @@ fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, Cl
             state.id,
             report.render()
         );
-        eprint!("{text}");
-        print!("{text}");
+        // runc shows one of the two; either may be closed.
+        let _ = super::write_or_closed(&mut std::io::stderr().lock(), &text);
+        let _ = super::write_or_closed(&mut std::io::stdout().lock(), &text);
         log.write(log::Level::Error, &text);
         return Ok(1);
     }

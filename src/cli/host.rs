@@ -131,7 +131,7 @@ pub fn run(args: &HostArgs) -> Result<u8, CliError> {
     } else {
         let mut text = render::host(&inventory);
         text.push_str(&render_installations(&found));
-        print!("{text}");
+        super::print_text(&text)?;
     }
     Ok(0)
 }

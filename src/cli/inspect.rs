@@ -90,7 +90,7 @@ pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
     if args.json {
         print_json(&inventory)?;
     } else {
-        print!("{}", render::container(&inventory));
+        super::print_text(&render::container(&inventory))?;
     }
     Ok(0)
 }

@@ -113,11 +113,24 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     }
 }
 
-/// Prints `value` as pretty JSON followed by a newline.
+/// Prints `value` as pretty JSON followed by a newline (see [`print_text`]).
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
-    writeln!(out)?;
-    Ok(())
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::from)?;
+    text.push('\n');
+    print_text(&text)
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head -1` closed the pipe) is not
+/// an error: the rest is dropped and the command's exit status stands. Any other write
+/// error is one.
+fn print_text(text: &str) -> Result<(), CliError> {
+    write_or_closed(&mut std::io::stdout().lock(), text).map_err(CliError::Output)
+}
+
+/// Writes `text` to `out`, treating a closed pipe as the end of the output.
+pub fn write_or_closed(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

@@ -19,6 +19,7 @@ mod image_input;
 mod inject_pairs;
 mod ldcache;
 mod ldcache_write;
+mod output;
 mod real_rootfs;
 mod rootfs;
 mod sif;
