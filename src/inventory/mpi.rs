@@ -240,16 +240,40 @@ fn open_mpi_version(obj: &Object) -> VersionFacts {
     obj.ensure_section(".rodata");
     let bytes = obj.bytes();
     let rodata = section_bytes(&bytes, ".rodata").unwrap_or_default();
-    let mut found: Vec<&str> = c_strings(rodata, 4)
-        .filter_map(|s| s.strip_prefix('v'))
-        .filter(|s| is_dotted_version(s))
-        .collect();
-    found.sort_unstable();
-    found.dedup();
-    match found.as_slice() {
-        [one] => (Some((*one).to_string()), Some("rodata".to_string()), None),
-        _ => (None, None, None),
+    match open_mpi_release(rodata) {
+        Some(v) => (Some(v), Some("rodata".to_string()), None),
+        None => (None, None, None),
     }
+}
+
+/// Open MPI's release in its `.rodata`. The built-in components describe themselves as
+/// "Open MPI sm collective MCA component version 5.0.11": that is the release (what
+/// `MPI_Get_library_version` prints). The repository revision ("v5.0.11rc1", the tag the
+/// tarball was cut from) is the release only where no component says otherwise (Open
+/// MPI 4 builds its components as plugins, outside libmpi).
+fn open_mpi_release(rodata: &[u8]) -> Option<String> {
+    let single = |mut found: Vec<&str>| {
+        found.sort_unstable();
+        found.dedup();
+        match found.as_slice() {
+            [one] => Some((*one).to_string()),
+            _ => None,
+        }
+    };
+    let components: Vec<&str> = c_strings(rodata, 8)
+        .filter(|s| s.starts_with("Open MPI ") || s.starts_with("OMPI"))
+        .filter_map(|s| s.split_once(" MCA component version ").map(|(_, v)| v))
+        .filter(|v| is_dotted_version(v))
+        .collect();
+    if !components.is_empty() {
+        return single(components);
+    }
+    single(
+        c_strings(rodata, 4)
+            .filter_map(|s| s.strip_prefix('v'))
+            .filter(|s| is_dotted_version(s))
+            .collect(),
+    )
 }
 
 /// `libmpich.so.12.2.2` -> `12.2.2` (the library's ABI version, not the release).
@@ -263,6 +287,20 @@ fn file_name_version(real_path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_mpi_release_is_the_components_not_the_tag() {
+        // Open MPI 5.0.11's wheel: the tarball came from the rc1 tag.
+        let wheel = b"\0v5.0.11rc1\0Open MPI repo revision\0Open MPI sm collective MCA component version 5.0.11\0Open MPI self collective MCA component version 5.0.11\0";
+        assert_eq!(open_mpi_release(wheel).as_deref(), Some("5.0.11"));
+        // Open MPI 4.1 (components are plugins): the tag is the release.
+        let debian = b"\0v4.1.4\0Open MPI repo revision\0OMPI orte rte MCA component version 4\0";
+        assert_eq!(open_mpi_release(debian).as_deref(), Some("4.1.4"));
+        // Components that disagree say nothing for sure.
+        let mixed =
+            b"\0Open MPI a MCA component version 5.0.1\0Open MPI b MCA component version 5.0.2\0";
+        assert_eq!(open_mpi_release(mixed), None);
+    }
 
     #[test]
     fn mpi_sonames() {

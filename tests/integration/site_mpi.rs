@@ -761,6 +761,17 @@ fn host_lists_every_installation_and_where_it_came_from() {
         list(&mpich, None, None),
         ["MPICH 4.0.2 libmpich.so.12 /usr/lib/x86_64-linux-gnu/libmpich.so.12.2.2 loader-cache"]
     );
+    // Open MPI's release as its library prints it (v5.0.11), not the tag its tarball
+    // came from (v5.0.11rc1).
+    let openmpi = site.join("hosts/openmpi-module");
+    assert_eq!(
+        list(
+            &openmpi,
+            Some(&openmpi.join("etc/containerspec/config.toml")),
+            None
+        )[0],
+        "Open MPI 5.0.11 libmpi.so.40 /sw/openmpi/5.0.11/lib/libmpi.so.40 config-prefix"
+    );
     let sid_list = list(&sid, None, None);
     assert_eq!(sid_list.len(), 2, "{sid_list:?}");
     assert!(
