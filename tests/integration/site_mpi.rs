@@ -215,6 +215,22 @@ fn distro_reports(pair: &str, root: &Path, chosen: &str) -> String {
     }
 }
 
+/// How the report describes the MPI whose `MPI_Get_library_version` begins with
+/// `printed`: "MPICH Version: 5.0.2 " -> "MPICH 5.0.2 (", "Open MPI v5.0.11," ->
+/// "Open MPI 5.0.11 (", "Intel(R) MPI Library 2021.13 " -> "Intel MPI 2021.13 (".
+fn described_as(printed: &str) -> String {
+    let version = |s: &str| s.trim().trim_end_matches(',').to_string();
+    if let Some(v) = printed.strip_prefix("MPICH Version:") {
+        format!("MPICH {} (", version(v))
+    } else if let Some(v) = printed.strip_prefix("Open MPI v") {
+        format!("Open MPI {} (", version(v))
+    } else if let Some(v) = printed.strip_prefix("Intel(R) MPI Library ") {
+        format!("Intel MPI {} (", version(v))
+    } else {
+        panic!("no description for {printed:?}")
+    }
+}
+
 /// What the container's program prints with the container's own MPI.
 fn own_reports(c: Container, root: &Path) -> String {
     match c {
@@ -445,6 +461,12 @@ fn judge_and_run(
             "{pair}: called compatible, but the program {} (wanted {wanted:?}):\n{stdout}\n{}",
             run.status,
             String::from_utf8_lossy(&run.stderr)
+        );
+        // The report names the version the library itself prints.
+        let named = described_as(&wanted);
+        assert!(
+            chosen.starts_with(&named),
+            "{pair}: the program printed {wanted:?}; the report says {chosen:?}"
         );
         format!("ran, reported {}", wanted.trim_end())
     } else {

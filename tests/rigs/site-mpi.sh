@@ -230,6 +230,12 @@ build_venv() {
   python3 -m pip install --quiet --no-deps --no-index --no-compile --no-warn-script-location \
       --root "$tmp" --prefix /opt/venv "$cache/wheels/${wheel%%|*}" >"$cache/containers/$name.log" 2>&1 \
     || { echo "site-mpi.sh: pip install into $name failed, see $cache/containers/$name.log" >&2; tail -20 "$cache/containers/$name.log" >&2; return 1; }
+  # Debian's own pip installs a --prefix under <prefix>/local (its posix_local scheme);
+  # a virtualenv has no such level.
+  if [[ -d "$tmp/opt/venv/local" && ! -e "$tmp/opt/venv/lib" ]]; then
+    mv "$tmp/opt/venv/local"/* "$tmp/opt/venv/"
+    rmdir "$tmp/opt/venv/local"
+  fi
   [[ -x "$tmp/opt/venv/bin/$cc" ]] || die "the wheel installed no /opt/venv/bin/$cc into $name"
   printf 'home = /usr/bin\ninclude-system-site-packages = false\n' >"$tmp/opt/venv/pyvenv.cfg"
   # The program is a hard link shared with the base: replace it, never write into it.
