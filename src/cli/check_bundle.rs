@@ -30,7 +30,7 @@ pub struct CheckBundleArgs {
     pub bundle: PathBuf,
     #[command(flatten)]
     pub verdict: VerdictOptions,
-    /// Print the report as JSON (schema: README, "check-bundle JSON")
+    /// Print the report as JSON (schema: docs/verdicts.md, "check-bundle --json")
     #[arg(long)]
     pub json: bool,
     /// Also write the loader cache the plan would mount into the container to FILE

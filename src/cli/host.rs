@@ -27,7 +27,7 @@ pub struct HostArgs {
     /// Read this directory as if it were the host's `/`
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Print the inventory as JSON (schema: README, "JSON schema")
+    /// Print the inventory as JSON (schema: docs/json.md)
     #[arg(long)]
     pub json: bool,
     /// Detect the CPU afresh instead of using the cached description (the cache, in

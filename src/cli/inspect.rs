@@ -25,7 +25,7 @@ pub struct InspectArgs {
     /// SIF or squashfs image file
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
-    /// Print the inventory as JSON (schema: README, "JSON schema")
+    /// Print the inventory as JSON (schema: docs/json.md)
     #[arg(long)]
     pub json: bool,
     /// Examine every ELF file in the rootfs, not only what the entrypoint loads

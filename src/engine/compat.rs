@@ -644,17 +644,59 @@ fn versions(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
     check_loaded(facts, sel, &core, glibc.as_deref(), out);
     // A plugin is one of several a library may load: one that cannot load costs that
     // provider or component, not the job.
+    // By cause (the code of the first problem), so that a glibc too old for a whole
+    // directory of providers reads as one finding.
+    let mut unusable: BTreeMap<Code, Vec<(String, String, Vec<String>)>> = BTreeMap::new();
     for plugin in plugins {
         let mut found = Vec::new();
         check_loaded(facts, sel, &[plugin], glibc.as_deref(), &mut found);
         if let Some(first) = found.first() {
-            out.push(
-                Finding::new(Code::PluginUnusable, format!("host plugin (or library only plugins load) {} cannot load in the container ({}); the job runs without it, on another provider or component", plugin.0.path, first.message))
-                    .objects([plugin.0.path.clone()])
-                    .versions(found.iter().flat_map(|f| f.versions.clone())),
-            );
+            unusable.entry(first.code).or_default().push((
+                plugin.0.path.clone(),
+                first.message.clone(),
+                found.iter().flat_map(|f| f.versions.clone()).collect(),
+            ));
         }
     }
+    for (_, group) in unusable {
+        out.extend(plugins_unusable(&group));
+    }
+}
+
+/// One finding per plugin, or one for the group when there are more than a few.
+fn plugins_unusable(group: &[(String, String, Vec<String>)]) -> Vec<Finding> {
+    const EACH: usize = 3;
+    let one = |(path, why, versions): &(String, String, Vec<String>)| {
+        Finding::new(Code::PluginUnusable, format!("host plugin (or library only plugins load) {path} cannot load in the container ({why}); the job runs without it, on another provider or component"))
+            .objects([path.clone()])
+            .versions(versions.iter().cloned())
+    };
+    if group.len() <= EACH {
+        return group.iter().map(one).collect();
+    }
+    let (path, why, _) = &group[0];
+    let name = |p: &String| p.rsplit('/').next().unwrap_or(p).to_string();
+    let rest: Vec<String> = group[1..].iter().map(|(p, _, _)| name(p)).collect();
+    let shown = if rest.len() > 4 {
+        format!("{} and {} others", rest[..4].join(", "), rest.len() - 4)
+    } else {
+        rest.join(", ")
+    };
+    let mut versions: Vec<String> = group.iter().flat_map(|(_, _, v)| v.clone()).collect();
+    versions.sort();
+    versions.dedup();
+    vec![
+        Finding::new(
+            Code::PluginUnusable,
+            format!(
+                "{} host plugins (or libraries only plugins load) cannot load in the container: {path} ({why}), and so do {} more ({shown}); the job runs without them, on other providers or components",
+                group.len(),
+                rest.len(),
+            ),
+        )
+        .objects(group.iter().map(|(p, _, _)| p.clone()))
+        .versions(versions),
+    ]
 }
 
 /// The version and library checks of `loaded` objects (host or container's).
@@ -1130,6 +1172,32 @@ mod tests {
             found[0].message.contains("libpmpi_abi.so.1"),
             "{}",
             found[0].message
+        );
+    }
+
+    #[test]
+    fn many_unusable_plugins_are_one_finding() {
+        let group = |n: usize| -> Vec<(String, String, Vec<String>)> {
+            (0..n)
+                .map(|i| {
+                    (
+                        format!("/usr/lib/libibverbs/lib{i}-rdmav34.so"),
+                        "needs GLIBC_2.34".to_string(),
+                        vec!["GLIBC_2.34".to_string()],
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(plugins_unusable(&group(3)).len(), 3);
+        let one = plugins_unusable(&group(7));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].objects.len(), 7);
+        assert_eq!(one[0].versions, vec!["GLIBC_2.34"]);
+        assert!(
+            one[0].message.starts_with("7 host plugins")
+                && one[0].message.contains("and so do 6 more (lib1-rdmav34.so, lib2-rdmav34.so, lib3-rdmav34.so, lib4-rdmav34.so and 2 others)"),
+            "{}",
+            one[0].message
         );
     }
 

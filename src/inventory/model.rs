@@ -1,7 +1,7 @@
 //! The inventory: what a root (a host's `/` or a container's rootfs) contains, as data.
 //! One type serves both sides so that `compat` compares like with like. It is also the
 //! stable JSON schema of `containerspec host --json` and `inspect --json` (documented in
-//! the README, "JSON schema"): fields are only ever added, and absent facts are `null`
+//! docs/json.md): fields are only ever added, and absent facts are `null`
 //! rather than guessed.
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 # inspects a real Debian 12 root filesystem with MPICH (built once and cached).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tests/rigs/rust.sh
 tests/rigs/setup.sh bookworm-mpich
 cargo build --release --locked --quiet
 root="$(tests/rigs/rootfs.sh bookworm-mpich)/bookworm-mpich"

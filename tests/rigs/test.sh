@@ -4,5 +4,6 @@
 # CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing rootfs is a failure instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tests/rigs/rust.sh
 tests/rigs/setup.sh
 cargo test --release --locked -- --test-threads=2 "$@"
