@@ -5,8 +5,10 @@
 //! - [`input`]: what arrives (a root directory opened confined, an OCI bundle);
 //! - [`inventory`]: what a root contains (ELF objects, the loader's view, libc, MPI, GPU,
 //!   CPU), gathered by one code path for the host and for a container;
-//! - [`engine`]: decisions (the rules, the injection plan, the report), pure over facts
-//!   that [`engine::prepare`] gathers; [`config`] holds the admin's policy;
+//! - [`facts`]: the host's and the container's facts for one verdict, read through the
+//!   inventory (and the host's side cached across starts);
+//! - [`engine`]: decisions (which host MPI serves, the rules, the injection plan, the
+//!   report), pure over those facts; [`config`] holds the admin's policy;
 //! - [`action`]: carrying a plan out in a container's mount namespace;
 //! - [`cli`]: the commands.
 
@@ -14,5 +16,6 @@ pub mod action;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod facts;
 pub mod input;
 pub mod inventory;

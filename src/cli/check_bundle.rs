@@ -8,9 +8,9 @@ use clap::Args;
 
 use super::{CliError, print_json};
 use crate::config::Config;
-use crate::engine::prepare::{Inputs, prepare};
 use crate::engine::report::{Report, Verdict, evaluate};
 use crate::engine::request::Inject;
+use crate::facts::{Inputs, prepare};
 use crate::input::bundle::Bundle;
 use crate::inventory::hostcache::host_cpu_cached;
 

@@ -33,7 +33,7 @@ pub enum CliError {
     #[error(transparent)]
     Inject(#[from] crate::engine::request::InjectError),
     #[error(transparent)]
-    Prepare(#[from] crate::engine::prepare::PrepareError),
+    Prepare(#[from] crate::facts::PrepareError),
     #[error(transparent)]
     State(#[from] crate::input::state::StateError),
     #[error("{0}")]

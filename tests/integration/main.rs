@@ -17,6 +17,7 @@ mod hook_runc;
 mod host;
 mod image_input;
 mod inject_pairs;
+mod layout;
 mod ldcache;
 mod ldcache_write;
 mod output;

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::HostFacts;
-use super::prepare::{Inputs, PrepareError};
+use super::read::{Inputs, PrepareError};
+use crate::engine::facts::HostFacts;
 use crate::inventory::hostcache::{cache_dir, cache_key, write_atomic};
 
 /// Files and directories whose change invalidates an entry, inside the host root.

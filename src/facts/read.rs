@@ -1,4 +1,4 @@
-//! Gathers the [`Facts`] for a verdict: the only part of the engine that reads files.
+//! Gathers the [`Facts`] for a verdict, reading files so that the engine does not.
 //! The container side comes from its bundle (entrypoint closure, MPI library, where its
 //! loader finds each MPI soname, its own copy of every library a host object needs);
 //! the host side from the host root (its MPI installation with the dependency closure,
@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::facts::*;
-use super::request::Inject;
 use crate::config::Config;
+use crate::engine::facts::*;
+use crate::engine::request::Inject;
 use crate::input::bundle::Bundle;
 use crate::input::rootfs::{RootError, RootFs};
 use crate::inventory::cpu::{HostCpu, target_as_host};
@@ -60,14 +60,16 @@ pub struct Inputs<'a> {
 pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
     let hwcaps = inputs.cpu.hwcaps();
     let mut host =
-        super::factcache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
+        super::cache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
     let (mut container, loader) = container_facts(inputs, &hwcaps);
     let wanted = inputs
         .bundle
         .annotations
         .get("org.supercontainers.mpi")
         .map(String::as_str);
-    if let Some(choice) = super::choose::choose_mpi(&host.mpi_candidates, &container, wanted) {
+    if let Some(choice) =
+        crate::engine::choose::choose_mpi(&host.mpi_candidates, &container, wanted)
+    {
         host.mpi = host.mpi_candidates.get(choice.index).cloned();
         host.mpi_choice = Some(choice);
     }
@@ -498,7 +500,7 @@ fn facts_machine(inventory: &Inventory) -> u16 {
 /// for plugins, in containerspec's directory for the others.
 fn search_dir_hits(root: &RootFs, host: &HostFacts, facts: &mut ContainerFacts) {
     let Some(m) = &host.mpi else { return };
-    let placed = super::plan::mpi_placement(m, facts);
+    let placed = crate::engine::plan::mpi_placement(m, facts);
     for (lib, at) in placed {
         let origin = parent(&at);
         for dir in &lib.search_dirs {
