@@ -292,7 +292,7 @@ mod tests {
             mounts: vec![Mount {
                 source: "/usr/lib/x86_64-linux-gnu/libmpich.so.12.4.3".into(),
                 destination: "/usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10".into(),
-                kind: "file".into(),
+                kind: crate::engine::plan::MountKind::File,
                 options: vec![],
                 reason: String::new(),
             }],

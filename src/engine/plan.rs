@@ -232,11 +232,27 @@ pub struct Mount {
     pub source: String,
     /// Where it appears inside the container (resolved inside the rootfs).
     pub destination: String,
-    /// `file` or `directory`.
-    pub kind: String,
+    pub kind: MountKind,
     pub options: Vec<String>,
     /// Why it is there, for a person reading the plan.
     pub reason: String,
+}
+
+/// What a mount binds: one file over a file, or a directory over a directory.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    File,
+    Directory,
+}
+
+impl std::fmt::Display for MountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MountKind::File => "file",
+            MountKind::Directory => "directory",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -317,20 +333,20 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
         mounts.push(mount(
             host_path(prefix),
             prefix.clone(),
-            "directory",
+            MountKind::Directory,
             reason,
         ));
     }
     for (lib, target) in &sel.replace {
         let reason = format!("host {} replaces the container's", lib.name());
-        mounts.push(mount(host_path(&lib.path), target.clone(), "file", reason));
+        mounts.push(mount(host_path(&lib.path), target.clone(), MountKind::File, reason));
     }
     for lib in &sel.deps {
         let reason = format!("host {} needed by the injected libraries", lib.name());
         mounts.push(mount(
             host_path(&lib.path),
             format!("{OWNED_DIR}/{}", lib.name()),
-            "file",
+            MountKind::File,
             reason,
         ));
     }
@@ -342,7 +358,7 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
         mounts.push(mount(
             host_path(&lib.path),
             lib.path.clone(),
-            "file",
+            MountKind::File,
             reason,
         ));
     }
@@ -350,7 +366,7 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
         mounts.push(mount(
             host_path(dir),
             dir.clone(),
-            "directory",
+            MountKind::Directory,
             "host plugins or data the injected libraries load".into(),
         ));
     }
@@ -374,11 +390,11 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
     }
 }
 
-fn mount(source: String, destination: String, kind: &str, reason: String) -> Mount {
+fn mount(source: String, destination: String, kind: MountKind, reason: String) -> Mount {
     Mount {
         source,
         destination,
-        kind: kind.into(),
+        kind,
         options: MOUNT_OPTIONS.iter().map(|s| s.to_string()).collect(),
         reason,
     }
