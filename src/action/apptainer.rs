@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::engine::plan::{EnvVar, LD_CACHE, Plan};
 
 /// Which command line the binds are for: the environment variables differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavor {
     Apptainer,
@@ -53,7 +53,7 @@ impl Flavor {
 }
 
 /// One bind: a host file or directory, where it appears, read-only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Bind {
     pub source: String,
     pub destination: String,

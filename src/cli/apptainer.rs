@@ -134,8 +134,8 @@ pub struct ExecArgs {
 }
 
 /// The `apptainer` object of `check --json`.
-#[derive(Debug, Serialize)]
-struct ApptainerPart {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ApptainerPart {
     image: String,
     form: String,
     flavor: Flavor,
@@ -143,8 +143,8 @@ struct ApptainerPart {
     binds: Vec<Bind>,
 }
 
-#[derive(Debug, Serialize)]
-struct CheckJson<'a> {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct CheckJson<'a> {
     #[serde(flatten)]
     report: &'a Report,
     apptainer: ApptainerPart,

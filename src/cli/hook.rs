@@ -156,7 +156,12 @@ fn inject_plan(
     let mut binds = Vec::new();
     for m in &plan.mounts {
         binds.push(
-            Bind::open(&m.source, &m.destination, m.kind == crate::engine::plan::MountKind::Directory).map_err(action_error)?,
+            Bind::open(
+                &m.source,
+                &m.destination,
+                m.kind == crate::engine::plan::MountKind::Directory,
+            )
+            .map_err(action_error)?,
         );
     }
     let cache_file = match &plan.ld_cache {

@@ -40,9 +40,17 @@ pub struct HostArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `host --json`: the inventory's fields, and the installations beside them.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct HostJson<'a> {
+    #[serde(flatten)]
+    pub inventory: &'a crate::inventory::model::Inventory,
+    pub mpi_installations: &'a [Installation],
+}
+
 /// One host MPI installation as `host` lists it.
-#[derive(Debug, serde::Serialize)]
-struct Installation {
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Installation {
     implementation: Option<String>,
     version: Option<String>,
     /// `mpich`, `open-mpi` or `standard`.
@@ -119,15 +127,10 @@ pub fn run(args: &HostArgs) -> Result<u8, CliError> {
     inventory.cpu = Some(cpu);
     let found = installations(&root, &config, &inventory.mpi, hwcaps)?;
     if args.json {
-        // The inventory's fields, and the installations beside them.
-        let mut value = serde_json::to_value(&inventory).map_err(std::io::Error::from)?;
-        if let Some(map) = value.as_object_mut() {
-            map.insert(
-                "mpi_installations".into(),
-                serde_json::to_value(&found).map_err(std::io::Error::from)?,
-            );
-        }
-        print_json(&value)?;
+        print_json(&HostJson {
+            inventory: &inventory,
+            mpi_installations: &found,
+        })?;
     } else {
         let mut text = render::host(&inventory);
         text.push_str(&render_installations(&found));

@@ -6,6 +6,7 @@ mod hook;
 mod host;
 mod inspect;
 mod render;
+pub mod schema;
 
 use clap::{Parser, Subcommand};
 

@@ -17,7 +17,7 @@ use crate::inventory::model::MpiAbi;
 use crate::inventory::mpi::abi_role;
 
 /// The installation chosen and why, for the report.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MpiChoice {
     #[serde(skip)]
     pub index: usize,

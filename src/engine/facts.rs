@@ -56,7 +56,7 @@ pub struct ContainerFacts {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostFacts {
     /// Where the host's files are on this machine (`/`, or `--host-root`).
     pub root: PathBuf,
@@ -76,7 +76,7 @@ pub struct HostFacts {
 }
 
 /// The CPU the verdict is for: detected, or named by `--host-target` / the config.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostTarget {
     pub name: String,
     pub features: BTreeSet<String>,

@@ -11,7 +11,17 @@ use std::str::FromStr;
 
 /// How much a finding matters: an error blocks a container start, a warning never does.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -45,6 +55,7 @@ macro_rules! codes {
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize,
+            schemars::JsonSchema,
         )]
         #[serde(rename_all = "kebab-case")]
         pub enum Code {
@@ -178,7 +189,7 @@ impl FromStr for Code {
 /// One conclusion of the rules. `objects` are the files involved (paths as the container
 /// sees them, or host paths for injected libraries); `versions` are the versions involved
 /// (`GLIBC_2.34`, `4.1.4`, `12.2`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub code: Code,
     pub severity: Severity,

@@ -226,7 +226,7 @@ fn push_dep(sel: &mut Selection, lib: &Lib) {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Mount {
     /// The file or directory on the host (as this machine sees it).
     pub source: String,
@@ -239,7 +239,7 @@ pub struct Mount {
 }
 
 /// What a mount binds: one file over a file, or a directory over a directory.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MountKind {
     File,
@@ -255,7 +255,7 @@ impl std::fmt::Display for MountKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CacheLine {
     pub soname: String,
     pub path: String,
@@ -263,7 +263,7 @@ pub struct CacheLine {
     pub hwcaps: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct LdCachePlan {
     pub destination: String,
     /// Injected libraries first (they win over the container's of the same name).
@@ -288,14 +288,14 @@ impl LdCachePlan {
 }
 
 /// A variable the container's environment must carry.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct EnvVar {
     pub name: String,
     pub value: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Plan {
     /// containerspec's directory inside the container, null when nothing goes there.
     pub owned_dir: Option<String>,
@@ -339,7 +339,12 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
     }
     for (lib, target) in &sel.replace {
         let reason = format!("host {} replaces the container's", lib.name());
-        mounts.push(mount(host_path(&lib.path), target.clone(), MountKind::File, reason));
+        mounts.push(mount(
+            host_path(&lib.path),
+            target.clone(),
+            MountKind::File,
+            reason,
+        ));
     }
     for lib in &sel.deps {
         let reason = format!("host {} needed by the injected libraries", lib.name());

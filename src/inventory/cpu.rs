@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use archspec::cpu::Microarchitecture;
 
 /// What containerspec knows about the host CPU.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HostCpu {
     /// `uname -m`: "x86_64", "aarch64", ...
     pub arch: String,
@@ -34,7 +34,7 @@ pub struct HostCpu {
 }
 
 /// How a second feature source compares with /proc/cpuinfo and archspec.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CrossCheck {
     /// "cpuid" (x86_64), "hwcap" (aarch64) or "none" (no second source on this architecture).
     pub source: String,

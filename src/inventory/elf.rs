@@ -32,7 +32,7 @@ const MAX_SYMBOL_STRING: usize = 4096;
 const ENTRY_COST: usize = 32;
 
 /// ELF file class (`EI_CLASS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ElfClass {
     Elf32,
@@ -40,7 +40,7 @@ pub enum ElfClass {
 }
 
 /// Byte order of the file (`EI_DATA`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ElfEndian {
     Little,
@@ -48,7 +48,7 @@ pub enum ElfEndian {
 }
 
 /// What kind of object the file is, from `e_type` and the dynamic section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ElfKind {
     /// `ET_EXEC`: a position-dependent executable.
@@ -65,7 +65,9 @@ pub enum ElfKind {
 }
 
 /// One version required from a dependency (a `Vernaux` entry).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct NeededVersion {
     pub name: String,
     /// `VER_FLG_WEAK`: the loader does not fail when the version is missing.
@@ -73,14 +75,16 @@ pub struct NeededVersion {
 }
 
 /// The versions required from one dependency (a `Verneed` entry).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct VersionNeed {
     pub file: String,
     pub versions: Vec<NeededVersion>,
 }
 
 /// What the dynamic loader needs to know about one ELF file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ElfInfo {
     pub class: ElfClass,
     pub endian: ElfEndian,
@@ -222,7 +226,7 @@ fn classify(e_type: u16, flags_1: u64, has_interp: bool, has_soname: bool) -> El
 }
 
 /// One entry of the dynamic symbol table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct DynSymbol {
     pub name: String,
     /// `st_shndx != SHN_UNDEF`.

@@ -107,7 +107,7 @@ const ALWAYS_FLAGGED: &[u16] = &[
 ];
 
 /// One library in the cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CacheEntry {
     pub soname: String,
     pub path: String,
@@ -120,7 +120,7 @@ pub struct CacheEntry {
 }
 
 /// Which of glibc's layouts the file uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CacheFormat {
     New,
@@ -131,14 +131,14 @@ pub enum CacheFormat {
 }
 
 /// Byte order of the numbers in the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ByteOrder {
     Little,
     Big,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LdCache {
     pub format: CacheFormat,
     pub byte_order: ByteOrder,

@@ -12,7 +12,7 @@ use super::object::Object;
 use crate::input::rootfs::RootFs;
 
 /// An ELF library or program, with what the checks need of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lib {
     /// The file's canonical path inside its root.
     pub path: String,
@@ -39,7 +39,7 @@ impl Lib {
 }
 
 /// An MPI library with its exported symbols.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MpiLib {
     pub lib: Lib,
     pub install: Option<MpiInstall>,

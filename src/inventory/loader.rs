@@ -21,7 +21,9 @@ use crate::input::rootfs::RootFs;
 const MAX_CONF_DEPTH: usize = 8;
 
 /// How a library was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum FoundVia {
     Path,
@@ -33,7 +35,7 @@ pub enum FoundVia {
 }
 
 /// One resolved `DT_NEEDED` edge.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Resolved {
     pub soname: String,
     pub path: String,
@@ -41,7 +43,7 @@ pub struct Resolved {
 }
 
 /// A problem met while reading the loader configuration; reported, never fatal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LoaderProblem {
     pub path: String,
     pub message: String,

@@ -14,7 +14,7 @@ use super::loader::FoundVia;
 /// Bumped only when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Inventory {
     pub schema_version: u32,
     /// The directory that was read, as given.
@@ -46,7 +46,7 @@ pub struct Inventory {
     pub findings: Vec<FileFinding>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct OsRelease {
     pub id: Option<String>,
     pub version_id: Option<String>,
@@ -54,14 +54,14 @@ pub struct OsRelease {
     pub pretty_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LibcFamily {
     Glibc,
     Musl,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Libc {
     pub family: LibcFamily,
     /// `2.36`, `1.2.3`; null when no file says it.
@@ -76,7 +76,7 @@ pub struct Libc {
     pub max_symbol_version: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct LoaderCacheSummary {
     pub path: String,
     pub present: bool,
@@ -88,7 +88,9 @@ pub struct LoaderCacheSummary {
     pub conf_dirs: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MpiAbi {
     /// The MPICH ABI initiative: MPICH >= 3.1, Intel MPI >= 5, Cray MPICH, MVAPICH2, ...
@@ -100,7 +102,7 @@ pub enum MpiAbi {
     Standard,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MpiInstall {
     pub abi: MpiAbi,
     /// `MPICH`, `Open MPI`, `Intel MPI`, `MVAPICH2`, `Cray MPICH`, ...
@@ -117,7 +119,7 @@ pub struct MpiInstall {
     pub real_path: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Gpu {
     /// Host: the NVIDIA kernel driver.
     pub nvidia_driver: Option<VersionFact>,
@@ -127,20 +129,20 @@ pub struct Gpu {
     pub rocm: Option<VersionFact>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct VersionFact {
     pub version: String,
     /// The file or variable that says so.
     pub source: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Kernel {
     pub release: String,
     pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entrypoint {
     /// `process.args[0]` as configured.
     pub command: String,
@@ -154,7 +156,7 @@ pub struct Entrypoint {
     pub missing: Vec<MissingLibrary>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LibraryEdge {
     pub soname: String,
     pub path: String,
@@ -162,20 +164,20 @@ pub struct LibraryEdge {
     pub needed_by: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MissingLibrary {
     pub soname: String,
     pub needed_by: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GlibcRequirement {
     pub version: String,
     /// The objects that need exactly this version.
     pub needed_by: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Microarch {
     /// The most specific target every signal agrees with (an archspec name such as
     /// `x86_64_v3`), or null when nothing above the architecture's baseline is required.
@@ -185,7 +187,7 @@ pub struct Microarch {
     pub conflicts: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MicroarchSignal {
     /// archspec name of the target the signal requires.
     pub target: String,
@@ -195,7 +197,7 @@ pub struct MicroarchSignal {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectSummary {
     /// The path it was reached by, and the file that path resolves to.
     pub path: String,
@@ -209,7 +211,7 @@ pub struct ObjectSummary {
     pub x86_isa_level: Option<u8>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct ScanSummary {
     /// `default` (entrypoint closure, libc, loader, MPI and GPU libraries) or `all`.
     pub mode: String,
@@ -217,7 +219,7 @@ pub struct ScanSummary {
     pub elf_files: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileFinding {
     /// Stable kebab-case code: `malformed-elf`, `unreadable-file`, `ld-cache-invalid`, ...
     pub code: String,

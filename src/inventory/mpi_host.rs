@@ -28,7 +28,9 @@ use super::object::Object;
 use crate::input::rootfs::{EntryKind, RootFs};
 
 /// Where an installation was found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MpiOrigin {
     /// The config's `inject.mpi.libraries`.
@@ -54,7 +56,7 @@ impl MpiOrigin {
 }
 
 /// A host MPI installation, with everything that loads with it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostMpi {
     pub main: MpiLib,
     /// The installation's other libraries of the same ABI by soname (`libmpifort.so.12`,
@@ -85,7 +87,7 @@ pub struct HostMpi {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginDir {
     pub path: String,
     pub libs: Vec<Lib>,
@@ -97,7 +99,7 @@ pub struct PluginDir {
 }
 
 /// An environment variable without which plugins are not found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvNeed {
     pub name: String,
     pub value: String,

@@ -23,5 +23,6 @@ mod ldcache_write;
 mod output;
 mod real_rootfs;
 mod rootfs;
+mod schema;
 mod sif;
 mod site_mpi;
