@@ -9,6 +9,7 @@
 //!   inventory (and the host's side cached across starts);
 //! - [`engine`]: decisions (which host MPI serves, the rules, the injection plan, the
 //!   report), pure over those facts; [`config`] holds the admin's policy;
+//! - [`verdict`]: the one way into a verdict, for every entrance;
 //! - [`action`]: carrying a plan out in a container's mount namespace;
 //! - [`cli`]: the commands.
 
@@ -19,3 +20,4 @@ pub mod engine;
 pub mod facts;
 pub mod input;
 pub mod inventory;
+pub mod verdict;

@@ -8,11 +8,9 @@ use clap::Args;
 
 use super::{CliError, print_json};
 use crate::config::Config;
-use crate::engine::report::{Report, Verdict, evaluate};
-use crate::engine::request::Inject;
-use crate::facts::{Inputs, prepare};
+use crate::engine::report::{Report, Verdict};
 use crate::input::bundle::Bundle;
-use crate::inventory::hostcache::host_cpu_cached;
+use crate::verdict::{Ask, judge};
 
 #[derive(Debug, Args)]
 #[command(
@@ -71,29 +69,18 @@ pub(super) fn verdict(
     shown: &str,
     sets_env: bool,
 ) -> Result<Report, CliError> {
-    let inject = Inject::resolve(ask.inject.as_deref(), &bundle.annotations)?;
-    let (policy, notes) = config.policy.narrowed(&bundle.annotations);
-    let host_root = ask
-        .host_root
-        .clone()
-        .or_else(|| config.host.root.clone())
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let cpu = host_cpu_cached(true);
     // A module loaded in the caller's shell puts its MPI on LD_LIBRARY_PATH.
     let ld_library_path = std::env::var("LD_LIBRARY_PATH").ok();
-    let inputs = Inputs {
-        bundle,
-        host_root: &host_root,
-        config,
-        inject,
+    let asked = Ask {
+        inject: ask.inject.as_deref(),
+        annotations: &bundle.annotations,
+        host_root: ask.host_root.as_deref(),
         host_target: ask.host_target.as_deref(),
-        cpu: &cpu,
         use_cache: !ask.no_cache,
-        ld_library_path: ld_library_path.as_deref().filter(|p| !p.is_empty()),
+        ld_library_path: ld_library_path.as_deref(),
         sets_env,
     };
-    let facts = prepare(&inputs)?;
-    Ok(evaluate(&facts, &inject, &policy, notes, shown))
+    Ok(judge(bundle, config, &asked, shown)?)
 }
 
 pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {

@@ -15,12 +15,10 @@ use crate::action::mount::{Bind, apply};
 use crate::action::namespace::{enter_mount_namespace, inside_container_namespace};
 use crate::config::Config;
 use crate::engine::plan::{LD_CACHE, Plan};
-use crate::engine::report::{Report, Verdict, evaluate};
-use crate::engine::request::Inject;
-use crate::facts::{Inputs, prepare};
+use crate::engine::report::{Report, Verdict};
 use crate::input::bundle::Bundle;
 use crate::input::state::HookState;
-use crate::inventory::hostcache::host_cpu_cached;
+use crate::verdict::{Ask, judge};
 
 /// Stages at which the container's rootfs is mounted but not yet pivoted into.
 const ACTING_STAGES: &[&str] = &["prestart", "createRuntime", "createContainer"];
@@ -84,34 +82,18 @@ pub fn run(args: &HookArgs) -> Result<u8, CliError> {
 fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, CliError> {
     let bundle = Bundle::load(&state.bundle)?;
     let annotations = merged_annotations(&bundle, state);
-    let inject = Inject::resolve(None, &annotations)?;
-    let (policy, notes) = config.policy.narrowed(&annotations);
-    let host_root = config
-        .host
-        .root
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let cpu = host_cpu_cached(true);
-    let inputs = Inputs {
-        bundle: &bundle,
-        host_root: &host_root,
-        config,
-        inject,
+    let ask = Ask {
+        inject: None,
+        annotations: &annotations,
+        host_root: None,
         host_target: None,
-        cpu: &cpu,
         use_cache: true,
         // The runtime's environment, not a user's: only the config says where MPI is.
         ld_library_path: None,
+        // A hook cannot set the container's environment: it must carry what the plan needs.
         sets_env: false,
     };
-    let facts = prepare(&inputs)?;
-    let report = evaluate(
-        &facts,
-        &inject,
-        &policy,
-        notes,
-        &state.bundle.display().to_string(),
-    );
+    let report = judge(&bundle, config, &ask, &state.bundle.display().to_string())?;
     write_report(&config.report.dir, &state.id, &report, log);
     if report.verdict == Verdict::Incompatible {
         let text = format!(

@@ -32,9 +32,7 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Inject(#[from] crate::engine::request::InjectError),
-    #[error(transparent)]
-    Prepare(#[from] crate::facts::PrepareError),
+    Verdict(#[from] crate::verdict::VerdictError),
     #[error(transparent)]
     State(#[from] crate::input::state::StateError),
     #[error("{0}")]

@@ -41,6 +41,8 @@ pub enum PrepareError {
 /// What a verdict is asked about.
 pub struct Inputs<'a> {
     pub bundle: &'a Bundle,
+    /// The container's annotations (the bundle's, and for the hook the state's too).
+    pub annotations: &'a BTreeMap<String, String>,
     pub host_root: &'a Path,
     pub config: &'a Config,
     pub inject: Inject,
@@ -63,7 +65,6 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
         super::cache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
     let (mut container, loader) = container_facts(inputs, &hwcaps);
     let wanted = inputs
-        .bundle
         .annotations
         .get("org.supercontainers.mpi")
         .map(String::as_str);
