@@ -1,0 +1,264 @@
+//! The rules: container facts × host facts × the injection choice -> findings. Pure: no
+//! I/O, so each rule is tested as a table of hand-made facts. Every finding names the
+//! objects and versions involved and says what a person can do about it.
+//!
+//! Here: the machine, the CPU target, CUDA, labels and whether libraries can be injected
+//! at all; [`mpi`]: the MPI rules; [`loaded`]: what loads after injection (version
+//! nodes, missing libraries, plugins, glibc kept whole); `tests.rs`: the tables.
+
+use std::collections::BTreeSet;
+
+mod loaded;
+mod mpi;
+#[cfg(test)]
+mod tests;
+
+use super::cuda::{self, CudaCheck};
+use super::facts::{Facts, Lib, is_glibc_part};
+use super::finding::{Code, Finding};
+use super::plan::Selection;
+use super::request::Inject;
+use crate::inventory::cpu::{TargetCheck, target_supported};
+use crate::inventory::model::{LibcFamily, MpiAbi};
+use crate::inventory::version::Version;
+
+/// Runs every rule.
+pub fn check(facts: &Facts, inject: &Inject, sel: &Selection) -> Vec<Finding> {
+    let mut out = Vec::new();
+    arch(facts, &mut out);
+    microarch(facts, &mut out);
+    cuda_rule(facts, inject, &mut out);
+    labels(facts, &mut out);
+    if inject.any() {
+        injectable(facts, &mut out);
+    }
+    if inject.mpi {
+        mpi::mpi(facts, sel, &mut out);
+    }
+    if inject.gpu && facts.host.gpu_libs.is_empty() {
+        out.push(
+            Finding::new(
+                Code::GpuDriverMissing,
+                "gpu injection was requested but the host has no NVIDIA driver libraries",
+            )
+            .hint("run the container on a GPU node, or do not request gpu injection"),
+        );
+    }
+    if !sel.is_empty() {
+        loaded::versions(facts, sel, &mut out);
+        loaded::partial_glibc(facts, &mut out);
+    }
+    out
+}
+
+fn arch(facts: &Facts, out: &mut Vec<Finding>) {
+    let container = facts
+        .container
+        .inventory
+        .as_ref()
+        .and_then(|i| i.arch.clone());
+    let host = facts.host.inventory.as_ref().and_then(|i| i.arch.clone());
+    if let (Some(c), Some(h)) = (container, host) {
+        if c != h {
+            out.push(
+                Finding::new(
+                    Code::ArchMismatch,
+                    format!("the container is built for {c}, this host is {h}"),
+                )
+                .hint(format!(
+                    "use the image's {h} variant (a multi-arch image), or run it on a {c} node"
+                )),
+            );
+        }
+    }
+}
+
+fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
+    let Some(inv) = &facts.container.inventory else {
+        return;
+    };
+    let (Some(required), Some(host)) = (&inv.microarch.required, &facts.host.target) else {
+        return;
+    };
+    let signals: Vec<String> = inv
+        .microarch
+        .signals
+        .iter()
+        .filter(|s| &s.target == required)
+        .map(|s| format!("{} ({})", s.source, s.kind))
+        .collect();
+    match target_supported(required, &host.features, &host.name) {
+        Ok(()) => {}
+        Err(TargetCheck::Missing(missing)) => {
+            let lacks = if missing.is_empty() {
+                format!("{} is not {required} or a descendant of it", host.name)
+            } else {
+                format!("the host CPU ({}) lacks {}", host.name, missing.join(", "))
+            };
+            out.push(
+                Finding::new(Code::MicroarchUnsupported, format!("the container requires {required}; {lacks}"))
+                    .hint(format!("use an image built for {} or an older target, or run on a node that is {required}", host.name))
+                    .objects(signals)
+                    .versions(missing),
+            );
+        }
+        Err(TargetCheck::Unknown(name)) => out.push(Finding::new(
+            Code::MicroarchUnsupported,
+            format!("the container requires CPU target {name:?}, which archspec does not know"),
+        )),
+    }
+}
+
+fn cuda_rule(facts: &Facts, inject: &Inject, out: &mut Vec<Finding>) {
+    let Some(runtime) = facts
+        .container
+        .inventory
+        .as_ref()
+        .and_then(|i| i.gpu.cuda_runtime.clone())
+    else {
+        return;
+    };
+    let driver = facts
+        .host
+        .inventory
+        .as_ref()
+        .and_then(|i| i.gpu.nvidia_driver.clone());
+    let Some(driver) = driver else {
+        if inject.gpu {
+            out.push(
+                Finding::new(
+                    Code::GpuDriverMissing,
+                    format!(
+                        "the container uses CUDA {} but the host has no NVIDIA driver",
+                        runtime.version
+                    ),
+                )
+                .objects([runtime.source]),
+            );
+        }
+        return;
+    };
+    let what = format!(
+        "the container's CUDA runtime {} ({})",
+        runtime.version, runtime.source
+    );
+    let objects = [runtime.source.clone(), driver.source.clone()];
+    match cuda::check(&driver.version, &runtime.version, facts.container.cuda_forward_compat) {
+        CudaCheck::Supported => {}
+        CudaCheck::MinorVersionCompatible { driver_cuda } => out.push(
+            Finding::new(Code::CudaDriverTooOld, format!("{what} is newer than the host driver {} (CUDA {driver_cuda}); it runs through minor-version compatibility, but PTX JIT and newer features may fail", driver.version))
+                .severity_warning()
+                .objects(objects)
+                .versions([driver.version.clone(), runtime.version.clone()]),
+        ),
+        CudaCheck::ForwardCompatible { .. } => out.push(
+            Finding::new(Code::CudaDriverTooOld, format!("{what} is newer than the host driver {}; the container's forward-compatibility libraries make it run on supported data-center GPUs only", driver.version))
+                .severity_warning()
+                .objects(objects)
+                .versions([driver.version.clone(), runtime.version.clone()]),
+        ),
+        CudaCheck::TooOld { driver_cuda, minimum_driver } => {
+            let supports = driver_cuda.map(|c| format!(" (supports CUDA {c})")).unwrap_or_default();
+            let needs = minimum_driver.map(|m| format!(": it needs driver {m} or newer")).unwrap_or_default();
+            out.push(
+                Finding::new(Code::CudaDriverTooOld, format!("{what} is too new for the host driver {}{supports}{needs}", driver.version))
+                    .hint("use an image built for an older CUDA, or run on a node with a newer driver")
+                    .objects(objects)
+                    .versions([driver.version, runtime.version]),
+            );
+        }
+    }
+}
+
+fn labels(facts: &Facts, out: &mut Vec<Finding>) {
+    let Some(inv) = &facts.container.inventory else {
+        return;
+    };
+    let mut mismatch = |key: &str, declared: &str, found: String| {
+        out.push(
+            Finding::new(
+                Code::LabelMismatch,
+                format!("label {key}={declared} but the files say {found}"),
+            )
+            .hint(format!("correct the image's {key} label"))
+            .objects([key.to_string()]),
+        );
+    };
+    if let Some(declared) = inv.labels.get("org.supercontainers.mpi") {
+        let found: BTreeSet<&str> = inv.mpi.iter().map(|m| abi_label(m.abi)).collect();
+        if !found.contains(declared.to_ascii_lowercase().as_str()) {
+            let says = if found.is_empty() {
+                "no MPI".to_string()
+            } else {
+                found.into_iter().collect::<Vec<_>>().join(", ")
+            };
+            mismatch("org.supercontainers.mpi", declared, says);
+        }
+    }
+    if let Some(declared) = inv.labels.get("org.supercontainers.glibc") {
+        let actual = inv
+            .libc
+            .as_ref()
+            .filter(|l| l.family == LibcFamily::Glibc)
+            .and_then(|l| l.version.clone());
+        let same = actual
+            .as_deref()
+            .is_some_and(|a| declared == a || declared.starts_with(&format!("{a}.")));
+        if !same {
+            mismatch(
+                "org.supercontainers.glibc",
+                declared,
+                actual.map_or("no glibc".into(), |a| format!("glibc {a}")),
+            );
+        }
+    }
+    if let Some(declared) = inv.labels.get("org.supercontainers.gpu") {
+        let has = match declared.to_ascii_lowercase().as_str() {
+            "cuda" => inv.gpu.cuda_runtime.is_some(),
+            "rocm" => inv.gpu.rocm.is_some(),
+            _ => true,
+        };
+        if !has {
+            mismatch(
+                "org.supercontainers.gpu",
+                declared,
+                format!("no {declared} runtime"),
+            );
+        }
+    }
+}
+
+fn abi_label(abi: MpiAbi) -> &'static str {
+    match abi {
+        MpiAbi::Mpich => "mpich",
+        MpiAbi::OpenMpi => "openmpi",
+        MpiAbi::Standard => "mpi-abi",
+    }
+}
+
+/// Injection needs a dynamically linked glibc program.
+fn injectable(facts: &Facts, out: &mut Vec<Finding>) {
+    let libc = facts
+        .container
+        .inventory
+        .as_ref()
+        .and_then(|i| i.libc.as_ref());
+    if libc.is_some_and(|l| l.family == LibcFamily::Musl) {
+        out.push(
+            Finding::new(
+                Code::LibcFamilyMismatch,
+                "the container is built on musl; the host's libraries need glibc",
+            )
+            .hint("use a glibc-based image to take host libraries"),
+        );
+    }
+    if facts.container.static_entrypoint {
+        out.push(
+            Finding::new(
+                Code::StaticEntrypoint,
+                "the entrypoint is statically linked: libraries cannot be injected into it",
+            )
+            .hint("link the application dynamically against MPI to use the host's"),
+        );
+    }
+}
