@@ -1,4 +1,4 @@
-//! The facts a verdict is computed from: plain data, gathered by [`super::prepare`] from
+//! The facts a verdict is computed from: plain data, gathered by [`crate::facts::prepare`] from
 //! a container's rootfs and a host root, so that the rules ([`super::compat`]) and the
 //! injection plan ([`super::plan`]) are pure functions that tests can feed by hand.
 

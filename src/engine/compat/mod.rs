@@ -3,7 +3,7 @@
 //! objects and versions involved and says what a person can do about it.
 //!
 //! Here: the machine, the CPU target, CUDA, labels and whether libraries can be injected
-//! at all; [`mpi`]: the MPI rules; [`loaded`]: what loads after injection (version
+//! at all; `mpi.rs`: the MPI rules; `loaded.rs`: what loads after injection (version
 //! nodes, missing libraries, plugins, glibc kept whole); `tests.rs`: the tables.
 
 use std::collections::BTreeSet;
