@@ -39,6 +39,9 @@ pub struct Report {
     pub plan: Plan,
     /// The host MPI installation judged for MPI injection, and why (null without one).
     pub host_mpi: Option<super::choose::MpiChoice>,
+    /// Single files of the container that could not be read (a malformed library, an
+    /// unreadable file, a broken loader cache): what the verdict could not look at.
+    pub container_files: Vec<crate::inventory::model::FileFinding>,
 }
 
 /// Runs the rules and builds the report.
@@ -73,6 +76,12 @@ pub fn evaluate(
         policy_notes,
         plan,
         host_mpi: facts.host.mpi_choice.clone(),
+        container_files: facts
+            .container
+            .inventory
+            .as_ref()
+            .map(|i| i.findings.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -105,6 +114,13 @@ impl Report {
         }
         for n in &self.policy_notes {
             let _ = writeln!(out, "  note    {n}");
+        }
+        for f in &self.container_files {
+            let _ = writeln!(
+                out,
+                "  file    {}: {} (unread: the verdict does not cover it)",
+                f.code, f.message
+            );
         }
         if let Some(m) = &self.host_mpi {
             let _ = writeln!(out, "host MPI: {} ({})", m.chosen, m.reason);

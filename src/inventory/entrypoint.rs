@@ -4,7 +4,7 @@
 //! library closure of the ELF file that actually gets loaded.
 
 use super::loader::{Closure, Loader};
-use super::model::{Entrypoint, FileFinding, LibraryEdge, MissingLibrary};
+use super::model::{Entrypoint, FileCode, FileFinding, LibraryEdge, MissingLibrary};
 use super::object::Object;
 use crate::input::bundle::ProcessSpec;
 
@@ -32,7 +32,7 @@ pub fn resolve(
     };
     let Some(path) = lookup(loader, &command, path_var, &process.cwd) else {
         findings.push(finding(
-            "entrypoint-not-found",
+            FileCode::EntrypointNotFound,
             &command,
             format!("{command}: not found in the container (PATH={path_var})"),
         ));
@@ -47,7 +47,11 @@ pub fn resolve(
     let obj = match Object::load(loader.root(), &elf_path) {
         Ok(obj) => obj,
         Err(e) => {
-            findings.push(finding("entrypoint-unreadable", &elf_path, e.to_string()));
+            findings.push(finding(
+                FileCode::EntrypointUnreadable,
+                &elf_path,
+                e.to_string(),
+            ));
             return Some((entry, Closure::default()));
         }
     };
@@ -122,7 +126,7 @@ fn follow_shebang(
             Some(n) if loader.root().is_file(&n) => current = n,
             _ => {
                 findings.push(finding(
-                    "interpreter-not-found",
+                    FileCode::InterpreterNotFound,
                     path,
                     format!("{path}: interpreter of `#!{line}` not found in the container"),
                 ));
@@ -143,9 +147,9 @@ fn shebang(loader: &Loader, path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(rest.get(..end)?).trim().to_string())
 }
 
-fn finding(code: &str, path: &str, message: String) -> FileFinding {
+fn finding(code: FileCode, path: &str, message: String) -> FileFinding {
     FileFinding {
-        code: code.to_string(),
+        code,
         path: path.to_string(),
         message,
     }

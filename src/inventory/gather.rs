@@ -86,12 +86,12 @@ impl Examined {
 
     fn error(&mut self, e: &ObjectError) {
         let (code, path) = match e {
-            ObjectError::Root(r) => ("unreadable-file", root_error_path(r)),
+            ObjectError::Root(r) => (FileCode::UnreadableFile, root_error_path(r)),
             ObjectError::Map { path, .. } | ObjectError::Read { path, .. } => {
-                ("unreadable-file", path.clone())
+                (FileCode::UnreadableFile, path.clone())
             }
-            ObjectError::NotElf { path } => ("not-elf", path.clone()),
-            ObjectError::Elf { path, .. } => ("malformed-elf", path.clone()),
+            ObjectError::NotElf { path } => (FileCode::NotElf, path.clone()),
+            ObjectError::Elf { path, .. } => (FileCode::MalformedElf, path.clone()),
         };
         if !self
             .findings
@@ -99,7 +99,7 @@ impl Examined {
             .any(|f| f.path == path && f.code == code)
         {
             self.findings.push(FileFinding {
-                code: code.into(),
+                code,
                 path,
                 message: e.to_string(),
             });
@@ -207,7 +207,7 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
     }
     for p in loader.skipped() {
         examined.findings.push(FileFinding {
-            code: "unloadable-library".into(),
+            code: FileCode::UnloadableLibrary,
             path: p.path,
             message: p.message,
         });
@@ -216,7 +216,7 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
     let (label_signals, unknown) = microarch::label_signals(&labels);
     for (key, value) in unknown {
         examined.findings.push(FileFinding {
-            code: "unknown-cpu-target".into(),
+            code: FileCode::UnknownCpuTarget,
             path: key.clone(),
             message: format!("label {key}={value}: not a target archspec knows"),
         });
@@ -264,14 +264,14 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
 fn loader_findings(loader: &Loader, examined: &mut Examined) {
     if let Some(p) = &loader.cache_problem {
         examined.findings.push(FileFinding {
-            code: "ld-cache-invalid".into(),
+            code: FileCode::LdCacheInvalid,
             path: p.path.clone(),
             message: p.message.clone(),
         });
     }
     for p in &loader.conf_problems {
         examined.findings.push(FileFinding {
-            code: "ld-conf-unreadable".into(),
+            code: FileCode::LdConfUnreadable,
             path: p.path.clone(),
             message: p.message.clone(),
         });

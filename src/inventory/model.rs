@@ -219,10 +219,59 @@ pub struct ScanSummary {
     pub elf_files: usize,
 }
 
+/// What was wrong with a single file of a root (never an error of the command: the rest
+/// is still read and reported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileCode {
+    /// An ELF file whose headers or tables do not parse.
+    MalformedElf,
+    /// A file the loader would open that is not ELF.
+    NotElf,
+    /// A file that could not be opened or read.
+    UnreadableFile,
+    /// A library that cannot be loaded as found (wrong machine, class...).
+    UnloadableLibrary,
+    /// `/etc/ld.so.cache` does not parse.
+    LdCacheInvalid,
+    /// An `ld.so.conf` file could not be read.
+    LdConfUnreadable,
+    /// `process.args[0]` is not found through the container's `PATH`.
+    EntrypointNotFound,
+    /// The entrypoint was found but could not be read.
+    EntrypointUnreadable,
+    /// A `#!` script's interpreter is not found.
+    InterpreterNotFound,
+    /// A CPU target named by a label or a build flag that archspec does not know.
+    UnknownCpuTarget,
+}
+
+impl FileCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileCode::MalformedElf => "malformed-elf",
+            FileCode::NotElf => "not-elf",
+            FileCode::UnreadableFile => "unreadable-file",
+            FileCode::UnloadableLibrary => "unloadable-library",
+            FileCode::LdCacheInvalid => "ld-cache-invalid",
+            FileCode::LdConfUnreadable => "ld-conf-unreadable",
+            FileCode::EntrypointNotFound => "entrypoint-not-found",
+            FileCode::EntrypointUnreadable => "entrypoint-unreadable",
+            FileCode::InterpreterNotFound => "interpreter-not-found",
+            FileCode::UnknownCpuTarget => "unknown-cpu-target",
+        }
+    }
+}
+
+impl std::fmt::Display for FileCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileFinding {
-    /// Stable kebab-case code: `malformed-elf`, `unreadable-file`, `ld-cache-invalid`, ...
-    pub code: String,
+    pub code: FileCode,
     pub path: String,
     pub message: String,
 }

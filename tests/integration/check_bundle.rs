@@ -417,3 +417,51 @@ fn the_host_facts_cache_never_shows() {
     );
     assert_eq!(code, Some(0), "{upgraded}");
 }
+
+/// A file of the container that cannot be read reaches the verdict's report (JSON
+/// `container_files`, and a `file` line), instead of staying in `inspect`'s output only.
+#[test]
+fn unreadable_container_files_are_in_the_report() {
+    let Some(root) = crate::util::cached_rootfs("bookworm-mpich") else {
+        return;
+    };
+    let dir = scratch("check-bundle-container-files");
+    let copy = dir.join("rootfs");
+    let status = Command::new("cp")
+        .arg("-al")
+        .arg(&root)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The library's first 100 bytes, as a new file (the copy's files are hard links).
+    let lib = std::fs::canonicalize(copy.join("usr/lib/x86_64-linux-gnu/libhwloc.so.15")).unwrap();
+    let head = std::fs::read(&lib).unwrap()[..100].to_vec();
+    std::fs::remove_file(&lib).unwrap();
+    std::fs::write(&lib, head).unwrap();
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2", "root": {"path": copy},
+        "process": {"cwd": "/", "args": [crate::inject_pairs::PROGRAM], "env": ["PATH=/usr/bin:/bin"], "user": {"uid": 0, "gid": 0}},
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let b = bundle.to_str().unwrap();
+    let host = root.to_str().unwrap();
+    let report = crate::util::json(&["check-bundle", b, "--host-root", host, "--no-cache"]);
+    let files = report["container_files"].as_array().unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["code"] == "malformed-elf"
+                && f["path"] == "/lib/x86_64-linux-gnu/libhwloc.so.15"),
+        "{report}"
+    );
+    let out = containerspec(&["check-bundle", b, "--host-root", host, "--no-cache"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  file    malformed-elf: /lib/x86_64-linux-gnu/libhwloc.so.15")),
+        "{text}"
+    );
+}
