@@ -619,6 +619,43 @@ mod tests {
     }
 
     #[test]
+    fn placement_is_where_origin_will_point() {
+        let mut f = facts();
+        let host = f.host.mpi.as_mut().unwrap();
+        // A distribution's library replaces the container's file: there is its $ORIGIN.
+        let placed = mpi_placement(host, &f.container);
+        let at = |placed: &[(&Lib, String)], soname: &str| {
+            placed
+                .iter()
+                .find(|(l, _)| l.name() == soname)
+                .map(|(_, at)| at.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            at(&placed, "libmpich.so.12"),
+            "/usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10"
+        );
+        assert_eq!(
+            at(&placed, "libhwloc.so.15"),
+            "/run/containerspec/lib/libhwloc.so.15"
+        );
+        // Under a mounted prefix: at its own path, unless the container finds the soname
+        // before the cache (a virtualenv's RUNPATH), where the host's copy is bound over.
+        let host = f.host.mpi.as_mut().unwrap();
+        host.prefix = Some("/usr/lib".into());
+        let placed = mpi_placement(host, &f.container);
+        assert_eq!(at(&placed, "libmpich.so.12"), "/usr/lib/libmpich.so.12.2.2");
+        assert_eq!(at(&placed, "libhwloc.so.15"), "/usr/lib/libhwloc.so.15.6.1");
+        f.container.mpi_before_cache.insert("libmpich.so.12".into());
+        let host = f.host.mpi.as_ref().unwrap();
+        let placed = mpi_placement(host, &f.container);
+        assert_eq!(
+            at(&placed, "libmpich.so.12"),
+            "/usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10"
+        );
+    }
+
+    #[test]
     fn nothing_requested_nothing_planned() {
         let f = facts();
         assert_eq!(build(&f, &select(&f, &Inject::default())), Plan::default());
