@@ -2,6 +2,7 @@
 
 mod apptainer;
 mod check_bundle;
+mod generate;
 mod hook;
 mod host;
 mod inspect;
@@ -78,6 +79,8 @@ pub enum Command {
     Apptainer(ApptainerArgs),
     /// The same for SingularityCE: binds go to SINGULARITY_BIND, `exec` runs `singularity`
     Singularity(ApptainerArgs),
+    /// Man pages and shell completions, generated from this command's own definition
+    Generate(generate::GenerateArgs),
 }
 
 impl Cli {
@@ -109,6 +112,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Singularity(args) => {
             apptainer::run(args, crate::action::apptainer::Flavor::Singularity)
         }
+        Command::Generate(args) => generate::run(args),
     }
 }
 

@@ -73,3 +73,50 @@ fn a_closed_pipe_ends_the_output_not_the_program() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Man pages and completions come from the command definition: one page per command,
+/// each with the options `--help` shows.
+#[test]
+fn man_pages_and_completions_are_generated() {
+    let dir = scratch("generate-man");
+    let out = crate::util::containerspec(&["generate", "man", "--dir", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "containerspec",
+        "containerspec-host",
+        "containerspec-inspect",
+        "containerspec-check-bundle",
+        "containerspec-hook",
+        "containerspec-apptainer",
+        "containerspec-singularity",
+        "containerspec-generate",
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("{page}.1")))
+            .unwrap_or_else(|e| panic!("{page}.1: {e}"));
+        assert!(
+            text.starts_with(".ie") && text.contains(".SH NAME"),
+            "{page}"
+        );
+    }
+    let check = std::fs::read_to_string(dir.join("containerspec-check-bundle.1")).unwrap();
+    for option in ["inject", "host\\-root", "emit\\-ld\\-cache", "json"] {
+        assert!(
+            check.contains(option),
+            "{option} not in the check-bundle page"
+        );
+    }
+    assert!(!dir.join("containerspec-help.1").exists());
+    let out = crate::util::containerspec(&["generate", "completions", "bash"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("check-bundle") && text.contains("--host-root"));
+    let out = crate::util::containerspec(&["generate", "completions", "tcsh"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
