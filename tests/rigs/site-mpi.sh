@@ -62,6 +62,13 @@ venvs=(
 
 die() { echo "site-mpi.sh: $*" >&2; exit 1; }
 
+# Whether DIR was built from RECIPE (its stamp says so).
+up_to_date() { [[ -f "$1/.containerspec-recipe" ]] && [[ "$(cat "$1/.containerspec-recipe")" == "$2" ]]; }
+
+# A hard-link copy of the root FROM at TMP, without FROM's stamp. Anything later written
+# into TMP must be written as a new file (removed first), never into a shared one.
+hardlink_copy() { cp -al "$1" "$2" && rm -f "$2/.containerspec-recipe"; }
+
 case "${1:-}" in
   --list)
     for m in "${mpis[@]}"; do
@@ -114,9 +121,7 @@ build_prefix() {
   IFS='|' read -r name impl ver project wheel sum variants extra <<<"$1"
   recipe=$(prefix_recipe "$impl" "$ver" "$project" "$wheel" "$sum")
   dest="$cache/prefixes/$impl/$ver"
-  if [[ -f "$dest/.containerspec-recipe" ]] && [[ "$(cat "$dest/.containerspec-recipe")" == "$recipe" ]]; then
-    return 0
-  fi
+  up_to_date "$dest" "$recipe" && return 0
   echo "site-mpi.sh: extracting $wheel" >&2
   mkdir -p "$cache/prefixes/$impl"
   tmp="$cache/prefixes/$impl/.$ver.tmp"
@@ -161,15 +166,12 @@ build_host() {
   sw="/sw/$impl/$ver"
   recipe="$name|$sw|prefix:$(cat "$cache/prefixes/$impl/$ver/.containerspec-recipe")|extra-lib:$extra|base:$(cat "$base/.containerspec-recipe")"
   dest="$cache/hosts/$name"
-  if [[ -f "$dest/.containerspec-recipe" ]] && [[ "$(cat "$dest/.containerspec-recipe")" == "$recipe" ]]; then
-    return 0
-  fi
+  up_to_date "$dest" "$recipe" && return 0
   echo "site-mpi.sh: building host root $name" >&2
   mkdir -p "$cache/hosts"
   tmp="$cache/hosts/.$name.tmp"
   rm -rf "$tmp" "$dest"
-  cp -al "$base" "$tmp"
-  rm -f "$tmp/.containerspec-recipe"
+  hardlink_copy "$base" "$tmp"
   mkdir -p "$tmp/sw/$impl"
   cp -a "$cache/prefixes/$impl/$ver" "$tmp$sw"
   rm -f "$tmp$sw/.containerspec-recipe"
@@ -218,15 +220,12 @@ build_venv() {
   from="$top/rootfs/$base_root"
   recipe="$name|$base_root|$wheel|$cc|src:$(sha256sum "$here/mpi-version.c" | cut -c1-16)|base:$(cat "$from/.containerspec-recipe")"
   dest="$cache/containers/$name"
-  if [[ -f "$dest/.containerspec-recipe" ]] && [[ "$(cat "$dest/.containerspec-recipe")" == "$recipe" ]]; then
-    return 0
-  fi
+  up_to_date "$dest" "$recipe" && return 0
   echo "site-mpi.sh: building container $name" >&2
   mkdir -p "$cache/containers"
   tmp="$cache/containers/.$name.tmp"
   rm -rf "$tmp" "$dest"
-  cp -al "$from" "$tmp"
-  rm -f "$tmp/.containerspec-recipe"
+  hardlink_copy "$from" "$tmp"
   python3 -m pip install --quiet --no-deps --no-index --no-compile --no-warn-script-location \
       --root "$tmp" --prefix /opt/venv "$cache/wheels/${wheel%%|*}" >"$cache/containers/$name.log" 2>&1 \
     || { echo "site-mpi.sh: pip install into $name failed, see $cache/containers/$name.log" >&2; tail -20 "$cache/containers/$name.log" >&2; return 1; }
