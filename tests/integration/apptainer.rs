@@ -29,7 +29,7 @@ fn required() -> bool {
 
 /// The sid root and the SIF of rootfs `name`, built by the rig (cached), or None after
 /// saying why. CI (CONTAINERSPEC_REQUIRE_ROOTFS=1) fails instead of skipping.
-fn rig(name: &str) -> Option<(PathBuf, PathBuf, PathBuf)> {
+pub(crate) fn rig(name: &str) -> Option<(PathBuf, PathBuf, PathBuf)> {
     if !is_root() {
         assert!(!required(), "the Apptainer tests need root");
         eprintln!("skipping: needs root (tests/rigs/apptainer.sh: mount namespaces)");

@@ -26,3 +26,4 @@ mod rootfs;
 mod schema;
 mod sif;
 mod site_mpi;
+mod snapshot;
