@@ -80,8 +80,38 @@ pub struct HostFacts {
 pub struct HostTarget {
     pub name: String,
     pub features: BTreeSet<String>,
-    /// `detected`, `--host-target` or the config file's path.
-    pub source: String,
+    /// Where the name came from.
+    pub source: TargetSource,
+    /// The config file that named it (with `source: config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<String>,
+}
+
+/// Where the host's CPU target came from.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetSource {
+    /// Detected on this machine (archspec's detection, cross-checked with CPUID).
+    #[default]
+    Detected,
+    /// Named by the `--host-target` option.
+    HostTargetOption,
+    /// Named by the config file's `host.target`.
+    Config,
+}
+
+impl HostTarget {
+    /// Where the name came from, as people read it: `detected`, `--host-target` or the
+    /// config file's path.
+    pub fn source_text(&self) -> String {
+        match self.source {
+            TargetSource::Detected => "detected".into(),
+            TargetSource::HostTargetOption => "--host-target".into(),
+            TargetSource::Config => self.config_file.clone().unwrap_or_else(|| "config".into()),
+        }
+    }
 }
 
 /// Everything a verdict needs.

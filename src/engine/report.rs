@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::compat;
-use super::facts::Facts;
+use super::facts::{Facts, TargetSource};
 use super::finding::{Finding, Severity};
 use super::plan::{self, Plan};
 use super::policy::Policy;
@@ -28,8 +28,11 @@ pub struct Report {
     /// The bundle and host root the verdict is about.
     pub bundle: String,
     pub host_root: String,
-    /// The CPU target the host was taken to be, and where that came from.
+    /// The CPU target the host was taken to be, and where that came from, in one
+    /// string for people (`"zen4 (detected)"`); programs read `host_cpu`.
     pub host_target: Option<String>,
+    /// The CPU target the host was taken to be, and where that came from.
+    pub host_cpu: Option<HostCpu>,
     pub inject: Vec<&'static str>,
     /// Most severe first.
     pub findings: Vec<Finding>,
@@ -42,6 +45,17 @@ pub struct Report {
     /// Single files of the container that could not be read (a malformed library, an
     /// unreadable file, a broken loader cache): what the verdict could not look at.
     pub container_files: Vec<crate::inventory::model::FileFinding>,
+}
+
+/// The host CPU a verdict is for.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct HostCpu {
+    /// The archspec target name (`zen4`, `haswell`, `x86_64_v3`).
+    pub target: String,
+    pub source: TargetSource,
+    /// The config file that named it (with `source: config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<String>,
 }
 
 /// Runs the rules and builds the report.
@@ -70,7 +84,12 @@ pub fn evaluate(
             .host
             .target
             .as_ref()
-            .map(|t| format!("{} ({})", t.name, t.source)),
+            .map(|t| format!("{} ({})", t.name, t.source_text())),
+        host_cpu: facts.host.target.as_ref().map(|t| HostCpu {
+            target: t.name.clone(),
+            source: t.source,
+            config_file: t.config_file.clone(),
+        }),
         inject: inject.items(),
         findings,
         policy_notes,

@@ -143,21 +143,23 @@ fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareEr
 fn host_target(inputs: &Inputs) -> Result<HostTarget, PrepareError> {
     let named = inputs
         .host_target
-        .map(|t| (t.to_string(), "--host-target".to_string()))
+        .map(|t| (t.to_string(), TargetSource::HostTargetOption, None))
         .or_else(|| {
-            inputs
-                .config
-                .host
-                .target
-                .clone()
-                .map(|t| (t, config_name(inputs.config)))
+            inputs.config.host.target.clone().map(|t| {
+                (
+                    t,
+                    TargetSource::Config,
+                    Some(config_name(inputs.config)),
+                )
+            })
         });
-    let Some((name, source)) = named else {
+    let Some((name, source, config_file)) = named else {
         let cpu = inputs.cpu;
         return Ok(HostTarget {
             name: cpu.microarchitecture.clone(),
             features: cpu.features.iter().cloned().collect(),
-            source: "detected".into(),
+            source: TargetSource::Detected,
+            config_file: None,
         });
     };
     let (name, features) = target_as_host(&name).ok_or(PrepareError::UnknownTarget(name))?;
@@ -165,6 +167,7 @@ fn host_target(inputs: &Inputs) -> Result<HostTarget, PrepareError> {
         name,
         features,
         source,
+        config_file,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::loaded::plugins_unusable;
 use super::*;
-use crate::engine::facts::{HostMpi, HostTarget, Import, MpiLib};
+use crate::engine::facts::{HostMpi, HostTarget, Import, MpiLib, TargetSource};
 use crate::engine::plan::select;
 use crate::inventory::elf::{NeededVersion, VersionNeed};
 use crate::inventory::model::{Inventory, Libc, Microarch, MicroarchSignal, MpiInstall};
@@ -538,7 +538,8 @@ fn arch_and_microarch() {
     f.host.target = Some(HostTarget {
         name,
         features,
-        source: "--host-target".into(),
+        source: TargetSource::HostTargetOption,
+        config_file: None,
     });
     if let Some(inv) = f.container.inventory.as_mut() {
         inv.microarch = Microarch {
