@@ -2,7 +2,8 @@
 //! files alone: it never runs anything from the image.
 //!
 //! The modules follow the data flow:
-//! - [`input`]: what arrives (a root directory opened confined, an OCI bundle);
+//! - [`input`]: what arrives: a target (an OCI bundle, a rootfs, an Apptainer image)
+//!   opened as one type, its root read confined;
 //! - [`inventory`]: what a root contains (ELF objects, the loader's view, libc, MPI, GPU,
 //!   CPU), gathered by one code path for the host and for a container;
 //! - [`facts`]: the host's and the container's facts for one verdict, read through the

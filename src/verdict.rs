@@ -9,7 +9,8 @@ use crate::config::Config;
 use crate::engine::report::{Report, evaluate};
 use crate::engine::request::{Inject, InjectError};
 use crate::facts::{Inputs, PrepareError, prepare};
-use crate::input::bundle::Bundle;
+use crate::input::rootfs::RootError;
+use crate::input::target::Target;
 use crate::inventory::hostcache::host_cpu_cached;
 
 /// What an entrance asks, beyond the bundle and the config.
@@ -38,15 +39,13 @@ pub enum VerdictError {
     Inject(#[from] InjectError),
     #[error(transparent)]
     Prepare(#[from] PrepareError),
+    /// An image whose filesystem is damaged where the verdict read.
+    #[error(transparent)]
+    Damaged(#[from] RootError),
 }
 
-/// Judges `bundle` on this host; `shown` names the bundle in the report.
-pub fn judge(
-    bundle: &Bundle,
-    config: &Config,
-    ask: &Ask,
-    shown: &str,
-) -> Result<Report, VerdictError> {
+/// Judges `target` on this host.
+pub fn judge(target: &Target, config: &Config, ask: &Ask) -> Result<Report, VerdictError> {
     let inject = Inject::resolve(ask.inject, ask.annotations)?;
     let (policy, notes) = config.policy.narrowed(ask.annotations);
     let host_root = ask
@@ -56,7 +55,7 @@ pub fn judge(
         .unwrap_or_else(|| PathBuf::from("/"));
     let cpu = host_cpu_cached(true);
     let inputs = Inputs {
-        bundle,
+        target,
         annotations: ask.annotations,
         host_root: &host_root,
         config,
@@ -68,5 +67,9 @@ pub fn judge(
         sets_env: ask.sets_env,
     };
     let facts = prepare(&inputs)?;
-    Ok(evaluate(&facts, &inject, &policy, notes, shown))
+    // A search that met damage in an image went on as if the file were missing: no
+    // verdict stands on that.
+    target.damage()?;
+    let shown = target.path.display().to_string();
+    Ok(evaluate(&facts, &inject, &policy, notes, &shown))
 }

@@ -17,8 +17,7 @@ use crate::action::apptainer::{
 use crate::config::Config;
 use crate::engine::finding::Severity;
 use crate::engine::report::{Report, Verdict};
-use crate::input::image::{Image, ImageForm};
-use crate::input::rootfs::RootError;
+use crate::input::target::{Form, Target};
 
 const AFTER_HELP: &str = "IMAGE is a SIF file (read in place: only the blocks the checks need \
 are read from its squashfs, nothing is unpacked or mounted), a squashfs image, or a sandbox \
@@ -162,25 +161,14 @@ fn judge(
     image: &Path,
     command: Vec<String>,
     opts: &JudgeOptions,
-) -> Result<(Report, ImageForm), CliError> {
+) -> Result<(Report, Form), CliError> {
     let config = Config::load_for(
         opts.verdict.config.as_deref(),
         opts.verdict.host_root.as_deref(),
     )?;
-    let opened = Image::open(image)?;
-    let (bundle, form) = opened.into_bundle(command);
-    let report = verdict(
-        &bundle,
-        &config,
-        &opts.verdict,
-        &image.display().to_string(),
-        true,
-    )?;
-    // A search that met damage went on as if the file were missing: no verdict on that.
-    if let Some(damage) = bundle.rootfs.damage() {
-        return Err(CliError::Root(RootError::Damaged { message: damage }));
-    }
-    Ok((report, form))
+    let target = Target::image(image)?.with_command(command);
+    let report = verdict(&target, &config, &opts.verdict, true)?;
+    Ok((report, target.form))
 }
 
 fn check(args: &CheckArgs, flavor: Flavor) -> Result<u8, CliError> {
@@ -325,7 +313,7 @@ fn has_warnings(report: &Report) -> bool {
         .any(|f| f.severity >= Severity::Warning)
 }
 
-fn render_binds(form: &ImageForm, binds: &[Bind], compatible: bool, flavor: Flavor) -> String {
+fn render_binds(form: &Form, binds: &[Bind], compatible: bool, flavor: Flavor) -> String {
     let mut out = format!("\nimage: {}\n", form.describe());
     if !compatible {
         return out;

@@ -9,7 +9,7 @@ use clap::Args;
 use super::{CliError, print_json};
 use crate::config::Config;
 use crate::engine::report::{Report, Verdict};
-use crate::input::bundle::Bundle;
+use crate::input::target::Target;
 use crate::verdict::{Ask, judge};
 
 #[derive(Debug, Args)]
@@ -59,28 +59,27 @@ pub struct VerdictOptions {
     pub no_cache: bool,
 }
 
-/// Judges `bundle` on this host: the injection asked for (else its annotation), the
+/// Judges `target` on this host: the injection asked for (else its annotation), the
 /// config's policy narrowed by its annotations, the host root chosen by `--host-root`,
-/// the config, or `/`. `shown` names the bundle in the report.
+/// the config, or `/`.
 pub(super) fn verdict(
-    bundle: &Bundle,
+    target: &Target,
     config: &Config,
     ask: &VerdictOptions,
-    shown: &str,
     sets_env: bool,
 ) -> Result<Report, CliError> {
     // A module loaded in the caller's shell puts its MPI on LD_LIBRARY_PATH.
     let ld_library_path = std::env::var("LD_LIBRARY_PATH").ok();
     let asked = Ask {
         inject: ask.inject.as_deref(),
-        annotations: &bundle.annotations,
+        annotations: &target.annotations,
         host_root: ask.host_root.as_deref(),
         host_target: ask.host_target.as_deref(),
         use_cache: !ask.no_cache,
         ld_library_path: ld_library_path.as_deref(),
         sets_env,
     };
-    Ok(judge(bundle, config, &asked, shown)?)
+    Ok(judge(target, config, &asked)?)
 }
 
 pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
@@ -88,14 +87,8 @@ pub fn run(args: &CheckBundleArgs) -> Result<u8, CliError> {
         args.verdict.config.as_deref(),
         args.verdict.host_root.as_deref(),
     )?;
-    let bundle = Bundle::load(&args.bundle)?;
-    let report = verdict(
-        &bundle,
-        &config,
-        &args.verdict,
-        &args.bundle.display().to_string(),
-        false,
-    )?;
+    let bundle = Target::bundle(&args.bundle)?;
+    let report = verdict(&bundle, &config, &args.verdict, false)?;
     if let Some(path) = &args.emit_ld_cache {
         emit_cache(&report.plan, path)?;
     }

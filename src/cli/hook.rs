@@ -16,8 +16,8 @@ use crate::action::namespace::{enter_mount_namespace, inside_container_namespace
 use crate::config::Config;
 use crate::engine::plan::{LD_CACHE, Plan};
 use crate::engine::report::{Report, Verdict};
-use crate::input::bundle::Bundle;
 use crate::input::state::HookState;
+use crate::input::target::Target;
 use crate::verdict::{Ask, judge};
 
 /// Stages at which the container's rootfs is mounted but not yet pivoted into.
@@ -80,7 +80,7 @@ pub fn run(args: &HookArgs) -> Result<u8, CliError> {
 }
 
 fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, CliError> {
-    let bundle = Bundle::load(&state.bundle)?;
+    let bundle = Target::bundle(&state.bundle)?;
     let annotations = merged_annotations(&bundle, state);
     let ask = Ask {
         inject: None,
@@ -93,7 +93,7 @@ fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, Cl
         // A hook cannot set the container's environment: it must carry what the plan needs.
         sets_env: false,
     };
-    let report = judge(&bundle, config, &ask, &state.bundle.display().to_string())?;
+    let report = judge(&bundle, config, &ask)?;
     write_report(&config.report.dir, &state.id, &report, log);
     if report.verdict == Verdict::Incompatible {
         let text = format!(
@@ -116,7 +116,7 @@ fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, Cl
 }
 
 /// The bundle's annotations, with the state's (podman passes them there) on top.
-fn merged_annotations(bundle: &Bundle, state: &HookState) -> BTreeMap<String, String> {
+fn merged_annotations(bundle: &Target, state: &HookState) -> BTreeMap<String, String> {
     let mut all = bundle.annotations.clone();
     all.extend(
         state
@@ -130,7 +130,7 @@ fn merged_annotations(bundle: &Bundle, state: &HookState) -> BTreeMap<String, St
 /// Opens every source on the host, joins the container's mount namespace, mounts.
 fn inject_plan(
     state: &HookState,
-    bundle: &Bundle,
+    bundle: &Target,
     plan: &Plan,
     report_dir: &Path,
     log: &Log,

@@ -7,10 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, print_json, render};
-use crate::input::bundle::{Bundle, is_bundle};
-use crate::input::image::{Image, ImageError};
-use crate::input::rootfs::RootError;
-use crate::input::rootfs::RootFs;
+use crate::input::target::Target;
 use crate::inventory::gather::{Request, gather};
 use crate::inventory::hostcache::host_cpu_cached;
 
@@ -34,59 +31,18 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
-    let target = &args.target;
-    let meta = std::fs::metadata(target).map_err(|e| CliError::Target {
-        path: target.display().to_string(),
-        message: if e.kind() == std::io::ErrorKind::NotFound {
-            "no such file or directory".into()
-        } else {
-            e.to_string()
-        },
-    })?;
+    let target = Target::open(&args.target)?;
     // The container will run on this CPU: its loader searches these hwcaps directories.
     let hwcaps = host_cpu_cached(true).hwcaps();
-    let inventory = if !meta.is_dir() {
-        // An image file: its filesystem read like a rootfs directory, and its labels.
-        let image = Image::open(target).map_err(|e| match e {
-            ImageError::Unknown { path } => CliError::Target {
-                path,
-                message: "not a directory, SIF or squashfs image (expected a rootfs, an OCI \
-                          bundle or an Apptainer image)"
-                    .into(),
-            },
-            other => other.into(),
-        })?;
-        let request = Request {
-            annotations: Some(&image.labels),
-            all: args.all,
-            hwcaps,
-            ..Default::default()
-        };
-        let inventory = gather(&image.root, &request);
-        if let Some(damage) = image.root.damage() {
-            return Err(CliError::Root(RootError::Damaged { message: damage }));
-        }
-        inventory
-    } else if is_bundle(target) {
-        let bundle = Bundle::load(target)?;
-        let request = Request {
-            process: Some(&bundle.process),
-            annotations: Some(&bundle.annotations),
-            all: args.all,
-            hwcaps,
-        };
-        gather(&bundle.rootfs, &request)
-    } else {
-        let root = RootFs::open(target)?;
-        gather(
-            &root,
-            &Request {
-                all: args.all,
-                hwcaps,
-                ..Default::default()
-            },
-        )
+    let request = Request {
+        process: target.process.as_ref(),
+        annotations: Some(&target.annotations),
+        all: args.all,
+        hwcaps,
     };
+    let inventory = gather(&target.rootfs, &request);
+    // A search that met damage in an image went on as if the file were missing.
+    target.damage()?;
     if args.json {
         print_json(&inventory)?;
     } else {

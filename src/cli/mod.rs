@@ -26,6 +26,8 @@ pub enum CliError {
     Bundle(#[from] crate::input::bundle::BundleError),
     #[error(transparent)]
     Image(#[from] crate::input::image::ImageError),
+    #[error(transparent)]
+    Open(#[from] crate::input::target::TargetError),
     #[error("{path}: {message}")]
     Target { path: String, message: String },
     #[error("cannot write output: {0}")]

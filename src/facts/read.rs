@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::engine::facts::*;
 use crate::engine::request::Inject;
-use crate::input::bundle::Bundle;
 use crate::input::rootfs::{RootError, RootFs};
+use crate::input::target::Target;
 use crate::inventory::cpu::{HostCpu, target_as_host};
 use crate::inventory::elf::{ElfClass, dynamic_symbols};
 use crate::inventory::gather::{Gathered, Request, gather_with_closure};
@@ -40,7 +40,7 @@ pub enum PrepareError {
 
 /// What a verdict is asked about.
 pub struct Inputs<'a> {
-    pub bundle: &'a Bundle,
+    pub target: &'a Target,
     /// The container's annotations (the bundle's, and for the hook the state's too).
     pub annotations: &'a BTreeMap<String, String>,
     pub host_root: &'a Path,
@@ -74,7 +74,7 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
         host.mpi = host.mpi_candidates.get(choice.index).cloned();
         host.mpi_choice = Some(choice);
     }
-    with_host(&inputs.bundle.rootfs, &loader, &host, &mut container);
+    with_host(&inputs.target.rootfs, &loader, &host, &mut container);
     drop(loader);
     Ok(Facts {
         container,
@@ -145,13 +145,12 @@ fn host_target(inputs: &Inputs) -> Result<HostTarget, PrepareError> {
         .host_target
         .map(|t| (t.to_string(), TargetSource::HostTargetOption, None))
         .or_else(|| {
-            inputs.config.host.target.clone().map(|t| {
-                (
-                    t,
-                    TargetSource::Config,
-                    Some(config_name(inputs.config)),
-                )
-            })
+            inputs
+                .config
+                .host
+                .target
+                .clone()
+                .map(|t| (t, TargetSource::Config, Some(config_name(inputs.config))))
         });
     let Some((name, source, config_file)) = named else {
         let cpu = inputs.cpu;
@@ -311,11 +310,11 @@ fn listed_glibc(config: &Config) -> Vec<String> {
 // The container
 
 fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFacts, Loader<'a>) {
-    let bundle = inputs.bundle;
-    let root = &bundle.rootfs;
+    let target = inputs.target;
+    let root = &target.rootfs;
     let request = Request {
-        process: Some(&bundle.process),
-        annotations: Some(&bundle.annotations),
+        process: target.process.as_ref(),
+        annotations: Some(&target.annotations),
         all: false,
         hwcaps: hwcaps.to_vec(),
     };
@@ -327,10 +326,10 @@ fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFact
         loader,
     } = gather_with_closure(root, &request);
     let closure = closure.unwrap_or_default();
-    let env = bundle
+    let env = target
         .process
-        .env
         .iter()
+        .flat_map(|p| p.env.iter())
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();

@@ -4,12 +4,12 @@
 //! runtime (host side); the rootfs they point at belongs to the image and is only ever
 //! read through [`RootFs`].
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
 use super::rootfs::{RootError, RootFs};
+use super::target::{ProcessSpec, Target};
 
 /// `config.json` larger than this is not a real runtime config.
 const MAX_CONFIG_SIZE: u64 = 16 << 20;
@@ -38,73 +38,37 @@ pub enum BundleError {
     Rootfs { bundle: String, source: RootError },
 }
 
-/// What containerspec takes from a bundle.
-#[derive(Debug)]
-pub struct Bundle {
-    pub dir: PathBuf,
-    pub rootfs: RootFs,
-    pub process: ProcessSpec,
-    /// Every annotation of `config.json`, sorted by key.
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// The container's first process, as the runtime will start it.
-#[derive(Debug, Clone, Default)]
-pub struct ProcessSpec {
-    pub args: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-}
-
-impl ProcessSpec {
-    /// The value of an environment variable in `process.env` (last definition wins, as
-    /// in execve's environment handling by the C library).
-    pub fn env_var(&self, name: &str) -> Option<&str> {
-        self.env.iter().rev().find_map(|entry| {
-            let (key, value) = entry.split_once('=')?;
-            (key == name).then_some(value)
-        })
-    }
-}
-
-impl Bundle {
-    /// Loads `DIR/config.json` and opens the rootfs it names (relative to the bundle when
-    /// `root.path` is relative).
-    pub fn load(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
-        let dir = dir.as_ref().to_path_buf();
-        let spec = read_config(&dir)?;
-        let config_path = dir.join("config.json").display().to_string();
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or(BundleError::NoRoot { path: config_path })?;
-        let root_path = if root.path().is_absolute() {
-            root.path().clone()
-        } else {
-            dir.join(root.path())
-        };
-        let rootfs = RootFs::open(&root_path).map_err(|source| BundleError::Rootfs {
-            bundle: dir.display().to_string(),
-            source,
-        })?;
-        let process = spec
-            .process()
-            .as_ref()
-            .map(process_spec)
-            .unwrap_or_default();
-        let annotations = spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        Ok(Bundle {
-            dir,
-            rootfs,
-            process,
-            annotations,
-        })
-    }
+/// Loads `DIR/config.json` and opens the rootfs it names (relative to the bundle when
+/// `root.path` is relative).
+pub fn load(dir: impl AsRef<Path>) -> Result<Target, BundleError> {
+    let dir = dir.as_ref().to_path_buf();
+    let spec = read_config(&dir)?;
+    let config_path = dir.join("config.json").display().to_string();
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or(BundleError::NoRoot { path: config_path })?;
+    let root_path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        dir.join(root.path())
+    };
+    let rootfs = RootFs::open(&root_path).map_err(|source| BundleError::Rootfs {
+        bundle: dir.display().to_string(),
+        source,
+    })?;
+    let process = spec
+        .process()
+        .as_ref()
+        .map(process_spec)
+        .unwrap_or_default();
+    let annotations = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(Target::from_bundle(dir, rootfs, process, annotations))
 }
 
 /// True when `dir` looks like a bundle (has a `config.json`) rather than a bare rootfs.
@@ -141,27 +105,5 @@ fn process_spec(process: &oci_spec::runtime::Process) -> ProcessSpec {
         args: process.args().clone().unwrap_or_default(),
         env: process.env().clone().unwrap_or_default(),
         cwd: process.cwd().display().to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_var_takes_the_last_definition() {
-        let p = ProcessSpec {
-            env: vec![
-                "A=1".into(),
-                "PATH=/bin".into(),
-                "A=2".into(),
-                "NOVALUE".into(),
-            ],
-            ..Default::default()
-        };
-        assert_eq!(p.env_var("A"), Some("2"));
-        assert_eq!(p.env_var("PATH"), Some("/bin"));
-        assert_eq!(p.env_var("NOVALUE"), None);
-        assert_eq!(p.env_var("MISSING"), None);
     }
 }

@@ -15,7 +15,6 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::bundle::{Bundle, ProcessSpec};
 use super::rootfs::{EntryKind, RootError, RootFs};
 use super::sif::{Sif, SifError, check_squashfs};
 use super::squashfs::{SquashError, SquashFs};
@@ -130,22 +129,6 @@ impl Image {
             labels,
             env,
         })
-    }
-
-    /// The image as the engine takes a container: a bundle whose process is `args` with
-    /// the image's environment, and whose annotations are the image's labels.
-    pub fn into_bundle(self, args: Vec<String>) -> (Bundle, ImageForm) {
-        let bundle = Bundle {
-            dir: self.path,
-            rootfs: self.root,
-            process: ProcessSpec {
-                args,
-                env: self.env,
-                cwd: "/".into(),
-            },
-            annotations: self.labels,
-        };
-        (bundle, self.form)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Inputs: a root (a directory, or a squashfs inside an image file) opened so that no
+//! Inputs: a target (a bundle, a rootfs or an image, opened as one type), a root (a directory, or a squashfs inside an image file) opened so that no
 //! lookup leaves it, OCI bundles and hook state, and Apptainer's SIF images.
 
 pub mod bundle;
@@ -7,3 +7,4 @@ pub mod rootfs;
 pub mod sif;
 pub mod squashfs;
 pub mod state;
+pub mod target;

@@ -6,7 +6,7 @@
 use super::loader::{Closure, Loader};
 use super::model::{Entrypoint, FileCode, FileFinding, LibraryEdge, MissingLibrary};
 use super::object::Object;
-use crate::input::bundle::ProcessSpec;
+use crate::input::target::ProcessSpec;
 
 /// execvp's fallback when the environment has no `PATH`.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -11,8 +11,8 @@ use super::model::*;
 use super::object::{Object, ObjectError};
 use super::version::Version;
 use super::{entrypoint, gpu, libc, microarch, mpi, osrelease};
-use crate::input::bundle::ProcessSpec;
 use crate::input::rootfs::{RootFile, RootFs};
+use crate::input::target::ProcessSpec;
 
 /// Directories never worth scanning: kernel interfaces a rootfs may have mounted.
 const SKIP_DIRS: &[&str] = &["/proc", "/sys", "/dev"];

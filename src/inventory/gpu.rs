@@ -7,7 +7,7 @@
 use super::elf::ElfClass;
 use super::loader::Loader;
 use super::model::{Gpu, VersionFact};
-use crate::input::bundle::ProcessSpec;
+use crate::input::target::ProcessSpec;
 
 /// Reads what the root says about GPUs. `machine` is the root's ELF machine, for the
 /// loader-cache lookups; `process` the container's process (for its environment).

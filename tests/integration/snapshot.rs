@@ -88,7 +88,11 @@ fn check_bundle_output_of_the_mpi_pairs() {
         let mut with_json = args.to_vec();
         with_json.push("--json");
         let json = containerspec(&with_json);
-        assert_eq!(text.status.code(), json.status.code(), "{container} on {host}");
+        assert_eq!(
+            text.status.code(),
+            json.status.code(),
+            "{container} on {host}"
+        );
         settings().bind(|| {
             insta::assert_snapshot!(
                 format!("check_bundle__{container}_on_{host}"),
