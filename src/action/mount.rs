@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{OFlag, openat};
 use nix::mount::{MntFlags, umount2};
 use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
 
@@ -221,20 +221,21 @@ fn ensure_parent(root: BorrowedFd<'_>, destination: &str) -> Result<(OwnedFd, St
     })
 }
 
-/// Opens a directory below the rootfs, resolving symlinks as if the rootfs were `/`.
+/// Opens a directory below the rootfs, resolving symlinks as if the rootfs were `/`: the
+/// same confined resolution the readers use (the kernel's `RESOLVE_IN_ROOT` with its
+/// retry, else the user-space walk).
 fn open_in_root(
     root: BorrowedFd<'_>,
     path: &str,
     destination: &str,
 ) -> Result<OwnedFd, MountError> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root, path, how).map_err(|errno| MountError::Target {
-        path: destination.into(),
-        what: "cannot open a directory",
-        errno,
-    })
+    crate::input::rootfs::open_in_root(root, path, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(
+        |problem| MountError::Target {
+            path: destination.into(),
+            what: "cannot open a directory",
+            errno: problem.errno(),
+        },
+    )
 }
 
 /// Creates the target when it is missing and checks its kind.

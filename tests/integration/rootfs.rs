@@ -2,7 +2,7 @@
 //! and `..` never lead out of the root, loops end in an error, and both the kernel
 //! (`openat2`) and the user-space resolver behave the same.
 
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{OpenOptionsExt, symlink};
 use std::path::Path;
 
 use containerspec::input::rootfs::{PathProblem, RootError, RootFs};
@@ -160,6 +160,72 @@ fn fifos_are_refused_without_blocking() {
             ),
             "{err}"
         );
+    }
+}
+
+/// The IN_OPEN events inotify saw on `path` while `during` ran: a special file is never
+/// to be opened (opening a device can have side effects), only looked at.
+fn opens_of(path: &Path, during: impl FnOnce()) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: plain syscalls on a descriptor this function owns and closes.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+        assert!(fd >= 0, "inotify_init1");
+        assert!(libc::inotify_add_watch(fd, name.as_ptr(), libc::IN_OPEN) >= 0);
+        during();
+        let mut buf = [0u8; 4096];
+        let mut opens = 0;
+        loop {
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0usize;
+            while at + std::mem::size_of::<libc::inotify_event>() <= n as usize {
+                let event = buf
+                    .as_ptr()
+                    .add(at)
+                    .cast::<libc::inotify_event>()
+                    .read_unaligned();
+                if event.mask & libc::IN_OPEN != 0 {
+                    opens += 1;
+                }
+                at += std::mem::size_of::<libc::inotify_event>() + event.len as usize;
+            }
+        }
+        libc::close(fd);
+        opens
+    }
+}
+
+#[test]
+fn special_files_are_looked_at_never_opened() {
+    let (root, _) = trap_root("special");
+    let fifo = root.join("etc/ld.so.cache");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    symlink("/etc/ld.so.cache", root.join("lib/libcache.so.1")).unwrap();
+    // The probe works: reading the FIFO's path by hand is seen.
+    let seen = opens_of(&fifo, || {
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+    });
+    assert_eq!(seen, 1, "inotify must see a plain open");
+    for r in both(&root) {
+        let opens = opens_of(&fifo, || {
+            for path in ["/etc/ld.so.cache", "/lib/libcache.so.1"] {
+                assert!(r.open_file(path).is_err());
+                assert!(r.read_text(path).is_err());
+                assert_eq!(
+                    r.kind(path),
+                    Some(containerspec::input::rootfs::EntryKind::Other)
+                );
+            }
+            r.walk_files("/", &[], &mut |_, _| {}).unwrap();
+        });
+        assert_eq!(opens, 0, "{r:?} opened the FIFO");
     }
 }
 

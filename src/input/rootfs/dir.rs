@@ -2,14 +2,19 @@
 //! unpacked rootfs, a sandbox, the host's `/`), resolved so that no lookup leaves it.
 //!
 //! The kernel does the confinement where it can (`openat2` with `RESOLVE_IN_ROOT`); where
-//! it cannot (old kernels, seccomp filters), a user-space walk opens each component with
-//! `O_PATH | O_NOFOLLOW` relative to its parent's descriptor and expands symlinks itself.
-//! The walk also yields the canonical path inside the root, which reports need.
+//! it cannot (old kernels, seccomp filters), the shared walk ([`super::walk`]) opens each
+//! component with `O_PATH | O_NOFOLLOW` relative to its parent's descriptor and expands
+//! symlinks itself. The walk also yields the canonical path inside the root, which
+//! reports need.
+//!
+//! A file is opened for reading only once it is known to be a regular file: the path is
+//! resolved to an `O_PATH` descriptor, its type checked, and the same inode then reopened
+//! through that descriptor. A device node or FIFO an image puts where a library or the
+//! loader cache should be is never opened.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,13 +22,20 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
-use super::{EntryKind, MAX_SYMLINKS, PathProblem, RootError, components};
+use super::walk::{self, Tree};
+use super::{EntryKind, PathProblem, RootError};
+
+/// How a regular file is opened for reading: never a controlling terminal, never blocking.
+const READ_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_NONBLOCK)
+    .union(OFlag::O_CLOEXEC);
 
 /// Set once `openat2` has been seen to be unavailable, so later lookups skip it.
 static OPENAT2_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
 impl PathProblem {
-    fn from_errno(errno: Errno) -> Self {
+    pub(crate) fn from_errno(errno: Errno) -> Self {
         match errno {
             Errno::ENOENT => PathProblem::NotFound,
             Errno::ELOOP => PathProblem::Loop,
@@ -97,16 +109,26 @@ impl DirRoot {
         }
     }
 
-    /// Opens a regular file for reading. FIFOs, devices and directories are refused
-    /// without blocking.
-    pub fn open_file(&self, path: &str) -> Result<(File, FileStat), RootError> {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
-        let fd = self.open_confined(path, flags)?;
-        let stat = fstat(fd.as_fd()).map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
-        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-            return Err(self.error(path, PathProblem::NotARegularFile));
+    fn tree(&self) -> FdTree<'_> {
+        FdTree {
+            root: self.dir.as_fd(),
         }
-        Ok((File::from(fd), stat))
+    }
+
+    /// Opens a regular file for reading. FIFOs, devices and directories are refused
+    /// before anything opens them.
+    pub fn open_file(&self, path: &str) -> Result<(File, FileStat), RootError> {
+        let located = self.locate(path)?;
+        // Without /proc, the kernel's resolution opens the path again (the identity check
+        // still holds).
+        let again = || {
+            if self.use_openat2 && !OPENAT2_UNAVAILABLE.load(Ordering::Relaxed) {
+                open_kernel(self.dir.as_fd(), path, READ_FLAGS)
+            } else {
+                Err(Errno::ENOSYS)
+            }
+        };
+        read_regular(located, again).map_err(|problem| self.error(path, problem))
     }
 
     /// Reads a whole regular file of at most `limit` bytes.
@@ -126,7 +148,7 @@ impl DirRoot {
 
     /// The kind of what `path` resolves to, following symlinks inside the root.
     pub fn kind(&self, path: &str) -> Option<EntryKind> {
-        let fd = self.open_confined(path, OFlag::O_PATH).ok()?;
+        let fd = self.locate(path).ok()?;
         fstat(fd.as_fd()).ok().map(|st| kind_of(&st))
     }
 
@@ -136,7 +158,9 @@ impl DirRoot {
         if let Some(canonical) = self.canonicalize_kernel(path) {
             return Ok(canonical);
         }
-        self.walk(path).map(|(_, canonical)| canonical)
+        walk::resolve(&self.tree(), path)
+            .map(|r| r.canonical)
+            .map_err(|problem| self.error(path, problem))
     }
 
     /// The kernel's answer: resolve with `openat2(RESOLVE_IN_ROOT)`, then read back the
@@ -148,7 +172,7 @@ impl DirRoot {
             return None;
         }
         let root = self.root_prefix.as_deref()?;
-        let fd = self.open_kernel(path, OFlag::O_PATH).ok()?;
+        let fd = open_kernel(self.dir.as_fd(), path, OFlag::O_PATH).ok()?;
         let link = fd_path(fd.as_fd())?;
         let inside = if root == "/" {
             Some(link.as_str())
@@ -164,194 +188,210 @@ impl DirRoot {
 
     /// Lists a directory (resolved inside the root): names and entry kinds, unsorted.
     pub fn list_dir(&self, path: &str) -> Result<Vec<(String, EntryKind)>, RootError> {
-        let fd = self.open_confined(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-        list_fd(fd).map_err(|e| self.error(path, PathProblem::from_errno(e)))
+        let fd = self.locate(path)?;
+        list_fd(fd.as_fd()).map_err(|problem| self.error(path, problem))
     }
 
-    /// Visits every regular file below `path` without following any symlink: each
-    /// directory is opened relative to its parent with `O_NOFOLLOW`. The callback gets the
-    /// path inside the root and an open file. Unreadable entries are reported, not fatal.
+    /// Visits every regular file below `path` without following any symlink (see
+    /// [`walk::walk_files`]). The callback gets the path inside the root and an open
+    /// file. Unreadable entries are reported, not fatal.
     pub fn walk_files(
         &self,
         path: &str,
         skip_dirs: &[&str],
         visit: &mut dyn FnMut(&str, Result<File, RootError>),
     ) -> Result<(), RootError> {
-        let fd = self.open_confined(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-        let base = path.trim_end_matches('/').to_string();
-        self.walk_dir(fd, &base, skip_dirs, visit);
+        let fd = self.locate(path)?;
+        let stat = fstat(fd.as_fd()).map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
+        if kind_of(&stat) != EntryKind::Dir {
+            return Err(self.error(path, PathProblem::NotADirectory));
+        }
+        let start = FdNode {
+            fd,
+            kind: EntryKind::Dir,
+        };
+        walk::walk_files(&self.tree(), start, path, skip_dirs, &mut |p, file| {
+            visit(p, file.map_err(|problem| self.error(p, problem)))
+        });
         Ok(())
     }
 
-    fn walk_dir(
-        &self,
-        dir: OwnedFd,
-        prefix: &str,
-        skip_dirs: &[&str],
-        visit: &mut dyn FnMut(&str, Result<File, RootError>),
-    ) {
-        let dup = match dir.try_clone() {
-            Ok(fd) => fd,
-            Err(e) => return visit(prefix, Err(self.error(prefix, PathProblem::Io(e)))),
-        };
-        let entries = match list_fd(dup) {
-            Ok(entries) => entries,
-            Err(e) => return visit(prefix, Err(self.error(prefix, PathProblem::from_errno(e)))),
-        };
-        for (name, kind) in entries {
-            let child = format!("{prefix}/{name}");
-            match kind {
-                EntryKind::Dir if !skip_dirs.contains(&child.as_str()) => {
-                    let flags =
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-                    match openat(dir.as_fd(), name.as_str(), flags, Mode::empty()) {
-                        Ok(fd) => self.walk_dir(fd, &child, skip_dirs, visit),
-                        Err(e) => {
-                            visit(&child, Err(self.error(&child, PathProblem::from_errno(e))))
-                        }
-                    }
-                }
-                EntryKind::File => {
-                    let flags = OFlag::O_RDONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_NONBLOCK
-                        | OFlag::O_NOCTTY
-                        | OFlag::O_CLOEXEC;
-                    let file = openat(dir.as_fd(), name.as_str(), flags, Mode::empty())
-                        .map(File::from)
-                        .map_err(|e| self.error(&child, PathProblem::from_errno(e)));
-                    visit(&child, file);
-                }
-                _ => {}
+    /// An `O_PATH` descriptor of what `path` resolves to, confined to the root: by the
+    /// kernel where it can, else by the shared walk.
+    fn locate(&self, path: &str) -> Result<OwnedFd, RootError> {
+        if self.use_openat2 {
+            match open_in_root(self.dir.as_fd(), path, OFlag::O_PATH) {
+                Ok(fd) => return Ok(fd),
+                Err(problem) => return Err(self.error(path, problem)),
             }
+        }
+        locate_walking(self.dir.as_fd(), path).map_err(|problem| self.error(path, problem))
+    }
+}
+
+/// Opens `path` below the directory `root` as if `root` were `/` (every symlink resolved
+/// inside it), with `flags` plus `O_CLOEXEC`: by the kernel (`openat2` with
+/// `RESOLVE_IN_ROOT`, retried when a rename races it), or, where the kernel cannot, by
+/// the shared user-space walk (then only `O_PATH` lookups are possible, and `flags` must
+/// ask for nothing more: a caller wanting to read uses [`read_regular`]).
+pub(crate) fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlag,
+) -> Result<OwnedFd, PathProblem> {
+    if !OPENAT2_UNAVAILABLE.load(Ordering::Relaxed) {
+        match open_kernel(root, path, flags) {
+            Ok(fd) => return Ok(fd),
+            // ENOSYS: kernel before 5.6; EPERM from a seccomp filter that does not know it.
+            Err(Errno::ENOSYS) | Err(Errno::EPERM) => {
+                log::debug!("openat2 unavailable, resolving paths in user space");
+                OPENAT2_UNAVAILABLE.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(PathProblem::from_errno(e)),
         }
     }
+    let fd = locate_walking(root, path)?;
+    if flags.contains(OFlag::O_DIRECTORY) {
+        let st = fstat(fd.as_fd()).map_err(PathProblem::from_errno)?;
+        if kind_of(&st) != EntryKind::Dir {
+            return Err(PathProblem::NotADirectory);
+        }
+    }
+    Ok(fd)
+}
 
-    /// Opens `path` confined to the root with `flags` (plus `O_CLOEXEC`).
-    fn open_confined(&self, path: &str, flags: OFlag) -> Result<OwnedFd, RootError> {
-        if self.use_openat2 && !OPENAT2_UNAVAILABLE.load(Ordering::Relaxed) {
-            match self.open_kernel(path, flags) {
-                Ok(fd) => return Ok(fd),
-                // ENOSYS: kernel before 5.6; EPERM from a seccomp filter that does not know it.
-                Err(Errno::ENOSYS) | Err(Errno::EPERM) => {
-                    log::debug!("openat2 unavailable, resolving paths in user space");
-                    OPENAT2_UNAVAILABLE.store(true, Ordering::Relaxed);
-                }
-                Err(e) => return Err(self.error(path, PathProblem::from_errno(e))),
-            }
+/// The user-space resolution: an `O_PATH` descriptor of what `path` names below `root`.
+fn locate_walking(root: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, PathProblem> {
+    let tree = FdTree { root };
+    let mut resolved = walk::resolve(&tree, path)?;
+    match resolved.chain.pop() {
+        Some((_, node)) => Ok(node.fd),
+        None => tree.root().map(|node| node.fd),
+    }
+}
+
+fn open_kernel(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let relative = relative_path(path);
+    // RESOLVE_IN_ROOT can fail with EAGAIN when a concurrent rename races the lookup.
+    for _ in 0..8 {
+        match openat2(root, relative, how) {
+            Err(Errno::EAGAIN) => continue,
+            other => return other,
         }
-        let (mut stack, _) = self.walk_stack(path)?;
-        let Some((last_fd, last_name)) = stack.pop() else {
-            // The path is the root itself.
-            return nix::fcntl::openat(
-                self.dir.as_fd(),
-                ".",
-                flags | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| self.error(path, PathProblem::from_errno(e)));
-        };
-        if flags == OFlag::O_PATH {
-            return Ok(last_fd);
-        }
-        // Re-open the final entry from its (already confined) parent with O_NOFOLLOW: if it
-        // was swapped for a symlink since the walk looked at it, this fails instead of
-        // following it.
-        let parent = stack.last().map_or(self.dir.as_fd(), |(fd, _)| fd.as_fd());
-        openat(
-            parent,
-            last_name.as_str(),
-            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+    }
+    Err(Errno::EAGAIN)
+}
+
+/// The host-directory backend of the shared walk: nodes are `O_PATH` descriptors, each
+/// looked up in its parent with `O_NOFOLLOW`.
+struct FdTree<'a> {
+    root: BorrowedFd<'a>,
+}
+
+struct FdNode {
+    fd: OwnedFd,
+    kind: EntryKind,
+}
+
+impl Tree for FdTree<'_> {
+    type Node = FdNode;
+    type File = File;
+
+    fn root(&self) -> Result<FdNode, PathProblem> {
+        let fd = openat(
+            self.root,
+            ".",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| self.error(path, PathProblem::from_errno(e)))
+        .map_err(PathProblem::from_errno)?;
+        Ok(FdNode {
+            fd,
+            kind: EntryKind::Dir,
+        })
     }
 
-    fn open_kernel(&self, path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let how = OpenHow::new()
-            .flags(flags | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let relative = relative_path(path);
-        // RESOLVE_IN_ROOT can fail with EAGAIN when a concurrent rename races the lookup.
-        for _ in 0..8 {
-            match openat2(self.dir.as_fd(), relative, how) {
-                Err(Errno::EAGAIN) => continue,
-                other => return other,
-            }
-        }
-        Err(Errno::EAGAIN)
+    fn lookup(&self, dir: &FdNode, name: &str) -> Result<FdNode, PathProblem> {
+        let fd = open_path_nofollow(dir.fd.as_fd(), name).map_err(PathProblem::from_errno)?;
+        let stat = fstat(fd.as_fd()).map_err(PathProblem::from_errno)?;
+        Ok(FdNode {
+            fd,
+            kind: kind_of(&stat),
+        })
     }
 
-    /// The user-space resolver: one component at a time, never following a symlink on
-    /// the host's terms. Returns an `O_PATH` descriptor and the canonical path.
-    fn walk(&self, path: &str) -> Result<(OwnedFd, String), RootError> {
-        let (mut stack, canonical) = self.walk_stack(path)?;
-        let fd = match stack.pop() {
-            Some((fd, _)) => fd,
-            None => self
-                .dir
-                .try_clone()
-                .map_err(|e| self.error(path, PathProblem::Io(e)))?,
+    fn kind(&self, node: &FdNode) -> EntryKind {
+        node.kind
+    }
+
+    fn read_link(&self, node: &FdNode) -> Result<String, PathProblem> {
+        let target = readlinkat(node.fd.as_fd(), "").map_err(PathProblem::from_errno)?;
+        Ok(target.to_string_lossy().into_owned())
+    }
+
+    fn list(&self, dir: &FdNode) -> Result<Vec<(String, EntryKind)>, PathProblem> {
+        list_fd(dir.fd.as_fd())
+    }
+
+    fn open(&self, dir: &FdNode, name: &str) -> Result<File, PathProblem> {
+        let fd = open_path_nofollow(dir.fd.as_fd(), name).map_err(PathProblem::from_errno)?;
+        let again = || {
+            openat(
+                dir.fd.as_fd(),
+                name,
+                READ_FLAGS | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            )
         };
-        Ok((fd, canonical))
+        read_regular(fd, again).map(|(file, _)| file)
     }
+}
 
-    /// The walk itself: the chain of `O_PATH` descriptors from the root down to what
-    /// `path` resolves to (empty for the root), with the canonical path.
-    fn walk_stack(&self, path: &str) -> Result<(Vec<(OwnedFd, String)>, String), RootError> {
-        let mut pending: VecDeque<String> = components(path).collect();
-        let mut stack: Vec<(OwnedFd, String)> = Vec::new();
-        let mut symlinks = 0usize;
-        while let Some(name) = pending.pop_front() {
-            if name == ".." {
-                stack.pop();
-                continue;
-            }
-            let parent = stack.last().map_or(self.dir.as_fd(), |(fd, _)| fd.as_fd());
-            let fd = open_path_nofollow(parent, &name)
-                .map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
-            let stat =
-                fstat(fd.as_fd()).map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
-            match kind_of(&stat) {
-                EntryKind::Symlink => {
-                    symlinks += 1;
-                    if symlinks > MAX_SYMLINKS {
-                        return Err(self.error(path, PathProblem::Loop));
-                    }
-                    let target = readlinkat(fd.as_fd(), "")
-                        .map_err(|e| self.error(path, PathProblem::from_errno(e)))?;
-                    let target = target.to_string_lossy().into_owned();
-                    if target.starts_with('/') {
-                        stack.clear();
-                    }
-                    for (i, part) in components(&target).enumerate() {
-                        pending.insert(i, part);
-                    }
-                }
-                EntryKind::Dir => stack.push((fd, name)),
-                _ if pending.is_empty() => stack.push((fd, name)),
-                _ => return Err(self.error(path, PathProblem::NotADirectory)),
-            }
-        }
-        let canonical = format!(
-            "/{}",
-            stack
-                .iter()
-                .map(|(_, n)| n.as_str())
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        Ok((stack, canonical))
+/// Opens for reading the regular file that `located` (an `O_PATH` descriptor) names. A
+/// device node, FIFO, socket or directory is refused before any open (opening a device
+/// can have side effects; a FIFO can block). The inode is reopened through the
+/// descriptor itself (`/proc/self/fd/N`), so nothing swapped in at the path since can
+/// be opened instead, and its identity is checked afterwards. Where /proc is not mounted,
+/// `again` opens it by name (and the identity check still holds).
+fn read_regular(
+    located: OwnedFd,
+    again: impl FnOnce() -> Result<OwnedFd, Errno>,
+) -> Result<(File, FileStat), PathProblem> {
+    let before = fstat(located.as_fd()).map_err(PathProblem::from_errno)?;
+    if kind_of(&before) != EntryKind::File {
+        return Err(PathProblem::NotARegularFile);
     }
+    let magic = format!("/proc/self/fd/{}", located.as_raw_fd());
+    let fd = match nix::fcntl::open(magic.as_str(), READ_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) if !Path::new("/proc/self/fd").is_dir() => match again() {
+            Ok(fd) => fd,
+            Err(Errno::ENOSYS) => {
+                return Err(PathProblem::Io(std::io::Error::other(
+                    "cannot reopen the file: neither /proc nor openat2 is available",
+                )));
+            }
+            Err(e) => return Err(PathProblem::from_errno(e)),
+        },
+        Err(e) => return Err(PathProblem::from_errno(e)),
+    };
+    let after = fstat(fd.as_fd()).map_err(PathProblem::from_errno)?;
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino)
+        || kind_of(&after) != EntryKind::File
+    {
+        return Err(PathProblem::Io(std::io::Error::other(
+            "the file changed while it was opened",
+        )));
+    }
+    Ok((File::from(fd), after))
 }
 
 /// The path the kernel gives an open descriptor (`/proc/self/fd/N`).
 fn fd_path(fd: BorrowedFd<'_>) -> Option<String> {
-    let link = std::fs::read_link(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&fd)
-    ))
-    .ok()?;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
     link.to_str().map(str::to_string)
 }
 
@@ -388,14 +428,14 @@ fn kind_of(stat: &FileStat) -> EntryKind {
     }
 }
 
-fn list_fd(fd: OwnedFd) -> Result<Vec<(String, EntryKind)>, Errno> {
-    let dirfd = fd
-        .try_clone()
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let mut dir = nix::dir::Dir::from_fd(fd)?;
+/// The entries of the directory `dir` (any descriptor of it, `O_PATH` included).
+fn list_fd(dir: BorrowedFd<'_>) -> Result<Vec<(String, EntryKind)>, PathProblem> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let readable = openat(dir, ".", flags, Mode::empty()).map_err(PathProblem::from_errno)?;
+    let mut stream = nix::dir::Dir::from_fd(readable).map_err(PathProblem::from_errno)?;
     let mut out = Vec::new();
-    for entry in dir.iter() {
-        let entry = entry?;
+    for entry in stream.iter() {
+        let entry = entry.map_err(PathProblem::from_errno)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == "." || name == ".." {
             continue;
@@ -407,7 +447,7 @@ fn list_fd(fd: OwnedFd) -> Result<Vec<(String, EntryKind)>, Errno> {
             Some(_) => EntryKind::Other,
             // Some filesystems do not fill d_type: ask, without following a symlink.
             None => nix::sys::stat::fstatat(
-                dirfd.as_fd(),
+                dir,
                 name.as_str(),
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             )

@@ -9,17 +9,12 @@
 //! can still refuse to give a verdict over a damaged image (see [`ImageRoot::damage`]).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::{
-    Damage, EntryKind, ImageFile, MAX_SYMLINKS, PathProblem, RootError, RootFile, components,
-};
+use super::walk::{self, Tree};
+use super::{Damage, EntryKind, ImageFile, PathProblem, RootError, RootFile};
 use crate::input::squashfs::{Inode, Kind, SquashError, SquashFs};
-
-/// Directories deeper than this are not walked (a real tree is far shallower).
-const MAX_WALK_DEPTH: usize = 256;
 
 pub(super) struct ImageRoot {
     fs: Rc<SquashFs>,
@@ -79,67 +74,28 @@ impl ImageRoot {
 
     /// Records damage (the first one wins) and turns it into the lookup's error.
     fn damaged(&self, path: &str, e: SquashError) -> RootError {
+        let problem = self.record(e);
+        self.error(path, problem)
+    }
+
+    /// Records damage (the first one wins) and returns it as a path problem.
+    fn record(&self, e: SquashError) -> PathProblem {
         let message = e.to_string();
         self.damage
             .borrow_mut()
             .get_or_insert_with(|| message.clone());
-        self.error(path, PathProblem::Image(message))
+        PathProblem::Image(message)
     }
 
-    /// Resolves `path` to its inode and canonical path, following every symlink.
+    /// Resolves `path` to its inode and canonical path, following every symlink (the
+    /// shared walk; damage met on the way is recorded).
     fn resolve(&self, path: &str) -> Result<(Inode, String), RootError> {
-        let mut pending: VecDeque<String> = components(path).collect();
-        let mut stack: Vec<(String, Inode)> = Vec::new();
-        let mut symlinks = 0usize;
-        while let Some(name) = pending.pop_front() {
-            if name == ".." {
-                stack.pop();
-                continue;
-            }
-            let dir = stack.last().map_or(&self.root, |(_, inode)| inode);
-            if dir.kind != Kind::Dir {
-                return Err(self.error(path, PathProblem::NotADirectory));
-            }
-            let inode = match self.fs.lookup(dir, name.as_bytes()) {
-                Ok(Some(inode)) => inode,
-                Ok(None) => return Err(self.error(path, PathProblem::NotFound)),
-                Err(e) => return Err(self.damaged(path, e)),
-            };
-            match inode.kind {
-                Kind::Symlink => {
-                    symlinks += 1;
-                    if symlinks > MAX_SYMLINKS {
-                        return Err(self.error(path, PathProblem::Loop));
-                    }
-                    let target = self
-                        .fs
-                        .read_link(&inode)
-                        .map_err(|e| self.damaged(path, e))?;
-                    let target = String::from_utf8_lossy(&target).into_owned();
-                    if target.starts_with('/') {
-                        stack.clear();
-                    }
-                    for (i, part) in components(&target).enumerate() {
-                        pending.insert(i, part);
-                    }
-                }
-                Kind::Dir => stack.push((name, inode)),
-                _ if pending.is_empty() => stack.push((name, inode)),
-                _ => return Err(self.error(path, PathProblem::NotADirectory)),
-            }
-        }
-        let canonical = format!(
-            "/{}",
-            stack
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let inode = stack
-            .pop()
-            .map_or_else(|| self.root.clone(), |(_, inode)| inode);
-        Ok((inode, canonical))
+        let resolved = walk::resolve(self, path).map_err(|p| self.error(path, p))?;
+        let inode = resolved
+            .chain
+            .last()
+            .map_or_else(|| self.root.clone(), |(_, inode)| inode.clone());
+        Ok((inode, resolved.canonical))
     }
 
     pub fn open_file(&self, path: &str) -> Result<ImageFile, RootError> {
@@ -196,7 +152,8 @@ impl ImageRoot {
             .collect())
     }
 
-    /// Depth-first over the tree below `path`, never following a symlink.
+    /// Visits every regular file below `path`, never following a symlink (the shared
+    /// walk).
     pub fn walk_files(
         &self,
         path: &str,
@@ -207,44 +164,66 @@ impl ImageRoot {
         if start.kind != Kind::Dir {
             return Err(self.error(path, PathProblem::NotADirectory));
         }
-        let base = path.trim_end_matches('/').to_string();
-        let mut todo: Vec<(String, Inode, usize)> = vec![(base, start, 0)];
-        while let Some((prefix, dir, depth)) = todo.pop() {
-            let entries = match self.fs.read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) => {
-                    let shown = if prefix.is_empty() { "/" } else { &prefix };
-                    visit(shown, Err(self.damaged(shown, e)));
-                    continue;
-                }
-            };
-            for entry in entries {
-                let name = String::from_utf8_lossy(&entry.name).into_owned();
-                let child = format!("{prefix}/{name}");
-                let wanted = match entry.kind {
-                    Kind::Dir => !skip_dirs.contains(&child.as_str()),
-                    Kind::File => true,
-                    _ => false,
-                };
-                if !wanted {
-                    continue;
-                }
-                let inode = match self.fs.inode_of(&entry) {
-                    Ok(inode) => inode,
-                    Err(e) => {
-                        visit(&child, Err(self.damaged(&child, e)));
-                        continue;
-                    }
-                };
-                match inode.kind {
-                    Kind::Dir if depth + 1 < MAX_WALK_DEPTH => todo.push((child, inode, depth + 1)),
-                    Kind::Dir => visit(&child, Err(self.error(&child, PathProblem::Loop))),
-                    Kind::File => visit(&child, Ok(RootFile::Image(self.file(inode)))),
-                    _ => {}
-                }
-            }
-        }
+        walk::walk_files(self, start, path, skip_dirs, &mut |p, file| {
+            visit(
+                p,
+                file.map(RootFile::Image)
+                    .map_err(|problem| self.error(p, problem)),
+            )
+        });
         Ok(())
+    }
+}
+
+/// The image backend of the shared walk: nodes are inodes, looked up in the image's
+/// directory tables. Damage is recorded with the root as it is met.
+impl Tree for ImageRoot {
+    type Node = Inode;
+    type File = ImageFile;
+
+    fn root(&self) -> Result<Inode, PathProblem> {
+        Ok(self.root.clone())
+    }
+
+    fn lookup(&self, dir: &Inode, name: &str) -> Result<Inode, PathProblem> {
+        if dir.kind != Kind::Dir {
+            return Err(PathProblem::NotADirectory);
+        }
+        match self.fs.lookup(dir, name.as_bytes()) {
+            Ok(Some(inode)) => Ok(inode),
+            Ok(None) => Err(PathProblem::NotFound),
+            Err(e) => Err(self.record(e)),
+        }
+    }
+
+    fn kind(&self, node: &Inode) -> EntryKind {
+        entry_kind(node.kind)
+    }
+
+    fn read_link(&self, node: &Inode) -> Result<String, PathProblem> {
+        let target = self.fs.read_link(node).map_err(|e| self.record(e))?;
+        Ok(String::from_utf8_lossy(&target).into_owned())
+    }
+
+    fn list(&self, dir: &Inode) -> Result<Vec<(String, EntryKind)>, PathProblem> {
+        let entries = self.fs.read_dir(dir).map_err(|e| self.record(e))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                (
+                    String::from_utf8_lossy(&e.name).into_owned(),
+                    entry_kind(e.kind),
+                )
+            })
+            .collect())
+    }
+
+    fn open(&self, dir: &Inode, name: &str) -> Result<ImageFile, PathProblem> {
+        let inode = self.lookup(dir, name)?;
+        if inode.kind != Kind::File {
+            return Err(PathProblem::NotARegularFile);
+        }
+        Ok(self.file(inode))
     }
 }
 

@@ -4,7 +4,8 @@
 //! end in an error. Nothing here ever follows a symlink out of the root, so an image
 //! cannot make containerspec read or open a host file.
 //!
-//! Two backends answer the same questions:
+//! One walk ([`walk`]) resolves paths and visits files for both backends, which answer
+//! only single-step questions:
 //! - [`dir`]: a directory on this machine (an unpacked rootfs, a sandbox, the host),
 //!   resolved by the kernel (`openat2` with `RESOLVE_IN_ROOT`) or by a user-space walk;
 //! - [`image`]: a squashfs filesystem read in place inside an image file (the system
@@ -13,6 +14,9 @@
 
 mod dir;
 mod image;
+mod walk;
+
+pub(crate) use dir::open_in_root;
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -65,6 +69,23 @@ pub enum PathProblem {
     /// The image's filesystem is damaged where this lookup or read went.
     #[error("{0}")]
     Image(String),
+}
+
+impl PathProblem {
+    /// The errno that says the same (for callers that speak errno).
+    pub fn errno(&self) -> nix::errno::Errno {
+        use nix::errno::Errno;
+        match self {
+            PathProblem::NotFound => Errno::ENOENT,
+            PathProblem::Loop => Errno::ELOOP,
+            PathProblem::NotADirectory => Errno::ENOTDIR,
+            PathProblem::NotARegularFile => Errno::EINVAL,
+            PathProblem::PermissionDenied => Errno::EACCES,
+            PathProblem::TooLarge { .. } => Errno::EFBIG,
+            PathProblem::Io(e) => e.raw_os_error().map_or(Errno::EIO, Errno::from_raw),
+            PathProblem::Image(_) => Errno::EIO,
+        }
+    }
 }
 
 impl RootError {
