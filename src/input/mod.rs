@@ -2,6 +2,7 @@
 //! lookup leaves it, OCI bundles and hook state, and Apptainer's SIF images.
 
 pub mod bundle;
+pub mod bytes;
 pub mod image;
 pub mod rootfs;
 pub mod sif;

@@ -40,6 +40,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
+use super::bytes::Endian;
+
 /// Size of the global header on disk.
 pub const HEADER_LEN: usize = 128;
 /// Size of one descriptor on disk.
@@ -703,33 +705,27 @@ fn trim_nul(raw: &[u8]) -> &[u8] {
     raw.get(..end).unwrap_or_default()
 }
 
-/// Fixed-width little-endian reads at constant offsets inside fixed-size buffers; a
-/// short buffer (impossible by construction) reads as zero rather than panicking.
-fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    at.checked_add(N)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
-}
-
+/// Little-endian reads at constant offsets inside fixed-size buffers (the shared checked
+/// reader); a short buffer (impossible by construction) reads as zero rather than
+/// panicking.
 fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(bytes_at(b, at))
+    Endian::Little.u16_at(b, at).unwrap_or(0)
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes_at(b, at))
+    Endian::Little.u32_at(b, at).unwrap_or(0)
 }
 
 fn le_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_le_bytes(bytes_at(b, at))
+    Endian::Little.i32_at(b, at).unwrap_or(0)
 }
 
 fn le_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes_at(b, at))
+    Endian::Little.u64_at(b, at).unwrap_or(0)
 }
 
 fn le_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_le_bytes(bytes_at(b, at))
+    Endian::Little.i64_at(b, at).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -139,6 +139,8 @@ use std::os::unix::fs::FileExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
+use super::bytes::Cursor;
+
 /// "hsqs" read as a little-endian u32.
 const MAGIC: u32 = 0x7371_7368;
 /// "hsqs" read as a big-endian u32: a big-endian (pre-4.0) image.
@@ -472,7 +474,7 @@ struct Superblock {
 impl Superblock {
     /// Parses and checks the 96 superblock bytes of a partition of `len` bytes.
     fn parse(raw: &[u8; SUPERBLOCK_BYTES], len: u64) -> Result<Superblock, Fault> {
-        let mut b = Bytes::new(raw);
+        let mut b = Cursor::new(raw);
         let short = || "short superblock".to_owned();
         let magic = b.u32().or_corrupt(short)?;
         let inode_count = b.u32().or_corrupt(short)?;
@@ -585,78 +587,6 @@ impl Superblock {
             fragment_table,
             directory_end,
         })
-    }
-}
-
-/// A little-endian reader over a byte slice.
-struct Bytes<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Bytes<'a> {
-    fn new(buf: &'a [u8]) -> Bytes<'a> {
-        Bytes { buf, pos: 0 }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let bytes = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(bytes)
-    }
-
-    fn skip(&mut self, n: u64) -> Option<()> {
-        self.take(usize::try_from(n).ok()?).map(|_| ())
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.array::<1>().map(|[b]| b)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        self.array().map(u16::from_le_bytes)
-    }
-
-    fn u16_be(&mut self) -> Option<u16> {
-        self.array().map(u16::from_be_bytes)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
-    }
-
-    /// A little-endian unsigned integer of `n` (at most 8) bytes.
-    fn uint(&mut self, n: usize) -> Option<u64> {
-        let bytes = self.take(n)?;
-        let mut value = [0u8; 8];
-        value.get_mut(..n)?.copy_from_slice(bytes);
-        Some(u64::from_le_bytes(value))
-    }
-
-    /// An xz variable-length integer (7 bits a byte, at most 9 bytes).
-    fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..63).step_by(7) {
-            let byte = self.u8()?;
-            value |= u64::from(byte & 0x7f).checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
     }
 }
 
@@ -923,7 +853,7 @@ impl Write for SliceWriter<'_> {
 /// bounded before it runs).
 fn xz_precheck(input: &[u8], cap: usize) -> Result<(), Fault> {
     let bad = |what: &str| corrupt(format!("xz data is malformed: {what}"));
-    let mut b = Bytes::new(input);
+    let mut b = Cursor::new(input);
     if b.take(6) != Some(b"\xfd7zXZ\x00".as_slice()) {
         return Err(bad("no stream header magic"));
     }
@@ -940,7 +870,7 @@ fn xz_precheck(input: &[u8], cap: usize) -> Result<(), Fault> {
     let cap = cap as u64;
     let mut total = 0u64;
     loop {
-        let block_start = b.pos;
+        let block_start = b.position();
         let size_byte = b.u8().ok_or_else(|| bad("no block or index"))?;
         if size_byte == 0 {
             // The index: the decoder checks it and the stream footer.
@@ -950,7 +880,7 @@ fn xz_precheck(input: &[u8], cap: usize) -> Result<(), Fault> {
         let header = input
             .get(block_start..block_start.saturating_add(header_len))
             .ok_or_else(|| bad("short block header"))?;
-        let mut h = Bytes::new(
+        let mut h = Cursor::new(
             header
                 .get(1..header_len.saturating_sub(4))
                 .unwrap_or_default(),
@@ -1010,7 +940,7 @@ fn xz_precheck(input: &[u8], cap: usize) -> Result<(), Fault> {
             }
             b.skip(stored).ok_or_else(ends_early)?;
         }
-        let padding = b.pos.wrapping_sub(block_start).wrapping_neg() & 3;
+        let padding = b.position().wrapping_sub(block_start).wrapping_neg() & 3;
         b.skip((padding as u64).saturating_add(check_len))
             .ok_or_else(|| bad("block ends early"))?;
     }
@@ -1021,7 +951,7 @@ fn xz_precheck(input: &[u8], cap: usize) -> Result<(), Fault> {
 /// declare more than `cap` bytes.
 fn zstd_precheck(input: &[u8], cap: usize) -> Result<(), Fault> {
     let bad = |what: &str| corrupt(format!("zstd data is malformed: {what}"));
-    let mut b = Bytes::new(input);
+    let mut b = Cursor::new(input);
     while !b.is_empty() {
         let magic = b.u32().ok_or_else(|| bad("short frame header"))?;
         if (0x184d_2a50..=0x184d_2a5f).contains(&magic) {
@@ -1553,7 +1483,7 @@ impl SquashFs {
                 options.len()
             )));
         }
-        let mut b = Bytes::new(options);
+        let mut b = Cursor::new(options);
         match compression {
             Compression::Lz4 => {
                 let version = b.u32().unwrap_or(0);

@@ -440,30 +440,15 @@ fn file_slice(bytes: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
 }
 
 fn read_u16(data: &[u8], offset: usize, big: bool) -> Option<u16> {
-    let raw: [u8; 2] = data.get(offset..offset.checked_add(2)?)?.try_into().ok()?;
-    Some(if big {
-        u16::from_be_bytes(raw)
-    } else {
-        u16::from_le_bytes(raw)
-    })
+    crate::input::bytes::Endian::big_if(big).u16_at(data, offset)
 }
 
 fn read_u32(data: &[u8], offset: usize, big: bool) -> Option<u32> {
-    let raw: [u8; 4] = data.get(offset..offset.checked_add(4)?)?.try_into().ok()?;
-    Some(if big {
-        u32::from_be_bytes(raw)
-    } else {
-        u32::from_le_bytes(raw)
-    })
+    crate::input::bytes::Endian::big_if(big).u32_at(data, offset)
 }
 
 fn read_u64(data: &[u8], offset: usize, big: bool) -> Option<u64> {
-    let raw: [u8; 8] = data.get(offset..offset.checked_add(8)?)?.try_into().ok()?;
-    Some(if big {
-        u64::from_be_bytes(raw)
-    } else {
-        u64::from_le_bytes(raw)
-    })
+    crate::input::bytes::Endian::big_if(big).u64_at(data, offset)
 }
 
 /// True when the NUL-terminated string at `offset` of `table` equals `name`,

@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::input::bytes::Endian;
+
 /// `CACHEMAGIC` of the old format; the header is this, one byte of padding, `nlibs`.
 const OLD_MAGIC: &[u8] = b"ld.so-1.7.0";
 /// `CACHEMAGIC_NEW` followed by `CACHE_VERSION`.
@@ -723,16 +725,19 @@ fn c_string(bytes: &[u8], at: usize) -> Result<&str, StringError> {
     std::str::from_utf8(text).map_err(|_| StringError::NotUtf8)
 }
 
-/// Bounds-checked reads of numbers in the file's byte order.
+/// Bounds-checked reads of numbers in the file's byte order (through the shared checked
+/// reader) and of the entries' strings.
 struct Reader<'a> {
     bytes: &'a [u8],
     order: ByteOrder,
 }
 
 impl<'a> Reader<'a> {
-    fn array<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
-        let slice = self.bytes.get(at..at.checked_add(N)?)?;
-        slice.try_into().ok()
+    fn endian(&self) -> Endian {
+        match self.order {
+            ByteOrder::Little => Endian::Little,
+            ByteOrder::Big => Endian::Big,
+        }
     }
 
     /// The u32 `field` bytes after `base`.
@@ -741,19 +746,11 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&self, at: usize) -> Option<u32> {
-        let raw = self.array::<4>(at)?;
-        Some(match self.order {
-            ByteOrder::Little => u32::from_le_bytes(raw),
-            ByteOrder::Big => u32::from_be_bytes(raw),
-        })
+        self.endian().u32_at(self.bytes, at)
     }
 
     fn u64(&self, at: usize) -> Option<u64> {
-        let raw = self.array::<8>(at)?;
-        Some(match self.order {
-            ByteOrder::Little => u64::from_le_bytes(raw),
-            ByteOrder::Big => u64::from_be_bytes(raw),
-        })
+        self.endian().u64_at(self.bytes, at)
     }
 
     /// The `{flags, key, value}` start both entry layouts share.
