@@ -4,6 +4,8 @@
 //! The modules follow the data flow:
 //! - [`input`]: what arrives: a target (an OCI bundle, a rootfs, an Apptainer image)
 //!   opened as one type, its root read confined;
+//! - [`ldcache`]: glibc's loader cache format, read (for the inventory) and written (for
+//!   the plans), in memory;
 //! - [`inventory`]: what a root contains (ELF objects, the loader's view, libc, MPI, GPU,
 //!   CPU), gathered by one code path for the host and for a container;
 //! - [`facts`]: the host's and the container's facts for one verdict, read through the
@@ -21,4 +23,5 @@ pub mod engine;
 pub mod facts;
 pub mod input;
 pub mod inventory;
+pub mod ldcache;
 pub mod verdict;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::ldcache::CacheEntry;
 pub use crate::inventory::libfacts::{Lib, MpiLib};
 use crate::inventory::model::Inventory;
 pub use crate::inventory::mpi_host::{EnvNeed, HostMpi, MpiOrigin, PluginDir};
+use crate::ldcache::CacheEntry;
 
 /// A symbol a container object imports from its MPI library.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -272,18 +272,18 @@ pub struct LdCachePlan {
 
 impl LdCachePlan {
     /// The cache file's bytes, in the format glibc's loader reads.
-    pub fn bytes(&self) -> Result<Vec<u8>, crate::inventory::ldcache_write::WriteError> {
-        let entries: Vec<crate::inventory::ldcache_write::NewEntry> = self
+    pub fn bytes(&self) -> Result<Vec<u8>, crate::ldcache::write::WriteError> {
+        let entries: Vec<crate::ldcache::write::NewEntry> = self
             .entries
             .iter()
-            .map(|e| crate::inventory::ldcache_write::NewEntry {
+            .map(|e| crate::ldcache::write::NewEntry {
                 soname: e.soname.clone(),
                 path: e.path.clone(),
                 flags: e.flags,
                 hwcaps: e.hwcaps.clone(),
             })
             .collect();
-        crate::inventory::ldcache_write::write(&entries)
+        crate::ldcache::write::write(&entries)
     }
 }
 
@@ -522,14 +522,14 @@ mod tests {
             lib("/usr/lib/libstdc++.so.6.0.28", "libstdc++.so.6", &[]),
         );
         f.container.cache_entries = vec![
-            crate::inventory::ldcache::CacheEntry {
+            crate::ldcache::CacheEntry {
                 soname: "libhwloc.so.15".into(),
                 path: "/usr/lib/x86_64-linux-gnu/libhwloc.so.15".into(),
                 flags: 0x0303,
                 hwcaps: None,
                 hwcap: 0,
             },
-            crate::inventory::ldcache::CacheEntry {
+            crate::ldcache::CacheEntry {
                 soname: "libz.so.1".into(),
                 path: "/usr/lib/x86_64-linux-gnu/libz.so.1".into(),
                 flags: 0x0303,

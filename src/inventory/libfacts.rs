@@ -82,7 +82,7 @@ pub fn mpi_lib(root: &RootFs, obj: &Object, install: Option<MpiInstall>) -> MpiL
 
 /// The flags ldconfig gives a library of this machine (`libc6` plus the ABI).
 fn cache_flags(machine: u16) -> i32 {
-    use super::ldcache::*;
+    use crate::ldcache::*;
     match machine {
         goblin::elf::header::EM_X86_64 => FLAG_ELF_LIBC6 | FLAG_X8664_LIB64,
         goblin::elf::header::EM_AARCH64 => FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64,

@@ -12,10 +12,10 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use super::ldcache::LdCache;
 use super::ldconf;
 use super::object::{Object, ObjectError};
 use crate::input::rootfs::RootFs;
+use crate::ldcache::LdCache;
 
 /// ld.so.conf include nesting deeper than this is a loop.
 const MAX_CONF_DEPTH: usize = 8;

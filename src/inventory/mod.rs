@@ -1,6 +1,6 @@
 //! What a root contains, read from files only. [`gather::gather`] assembles an
 //! [`model::Inventory`] from the readers below: ELF objects ([`elf`], [`object`]), the
-//! loader's view ([`ldcache`], [`ldconf`], [`loader`], [`entrypoint`]), and the facts
+//! loader's view ([`crate::ldcache`], [`ldconf`], [`loader`], [`entrypoint`]), and the facts
 //! built on them ([`libc`], [`mpi`], [`gpu`], [`cpu`], [`microarch`], [`osrelease`]).
 
 pub mod cpu;
@@ -9,8 +9,6 @@ pub mod entrypoint;
 pub mod gather;
 pub mod gpu;
 pub mod hostcache;
-pub mod ldcache;
-pub mod ldcache_write;
 pub mod ldconf;
 pub mod libc;
 pub mod libfacts;

@@ -10,7 +10,7 @@ use crate::util::TempDir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use containerspec::inventory::ldcache::{CacheFormat, DL_CACHE_HWCAP_EXTENSION, LdCache};
+use containerspec::ldcache::{CacheFormat, DL_CACHE_HWCAP_EXTENSION, LdCache};
 
 const HWCAPS_DIR: &str = "x86-64-v3";
 
@@ -122,7 +122,7 @@ fn host_cache_reads_as_ldconfig_prints_it() {
 /// A real library of the host: libz if the cache has it, else the first library with
 /// ABI flags whose file exists. Returns its soname, file and machine.
 fn sample_library(host: &LdCache) -> Option<(String, PathBuf, u16)> {
-    let usable = |e: &&containerspec::inventory::ldcache::CacheEntry| {
+    let usable = |e: &&containerspec::ldcache::CacheEntry| {
         e.required_machine().is_some() && e.hwcap == 0 && Path::new(&e.path).is_file()
     };
     let entry = host

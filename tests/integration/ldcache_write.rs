@@ -12,11 +12,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use containerspec::inventory::ldcache::{
+use containerspec::ldcache::write::{NewEntry, write};
+use containerspec::ldcache::{
     FLAG_AARCH64_LIB64, FLAG_ELF, FLAG_ELF_LIBC6, FLAG_LARCH_FLOAT_ABI_DOUBLE, FLAG_X8664_LIB64,
     FLAG_X8664_LIBX32, LdCache,
 };
-use containerspec::inventory::ldcache_write::{NewEntry, write};
 
 use crate::util::{is_root, rootfs_cache};
 
