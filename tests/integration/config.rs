@@ -31,9 +31,9 @@ fn load_error(path: &Path) -> String {
     }
 }
 
-/// The TOML example (the fenced `toml` block) in the module documentation of src/config.rs.
+/// The TOML example (the fenced `toml` block) in the module documentation of src/config/mod.rs.
 fn documented_example() -> String {
-    let source = include_str!("../../src/config.rs");
+    let source = include_str!("../../src/config/mod.rs");
     let lines: Vec<&str> = source
         .lines()
         .map(|line| line.strip_prefix("//!").unwrap_or(line))

@@ -1,0 +1,235 @@
+//! The host CPU as containerspec sees it: architecture, archspec microarchitecture, generic
+//! x86-64 level and feature flags, plus a cross-check of archspec's answer against a second,
+//! independent source (CPUID with the OS-enabled XCR0 state on x86_64, the auxiliary vector's
+//! HWCAP words on aarch64). An image built for a newer microarchitecture than the node dies with
+//! SIGILL, so [`target_supported`] answers whether an image's target may run here, using
+//! archspec's ancestry and feature lists. Nothing in this module panics: detection problems
+//! become notes and generic fallbacks, because this runs as root on every container start.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, OnceLock};
+
+use archspec::cpu::Microarchitecture;
+
+mod aarch64;
+mod cpuinfo;
+mod crosscheck;
+mod targets;
+#[cfg(test)]
+mod tests;
+mod x86;
+
+#[allow(unused_imports)]
+use aarch64::*;
+use cpuinfo::*;
+use crosscheck::*;
+pub use targets::*;
+#[allow(unused_imports)]
+use x86::*;
+
+/// What containerspec knows about the host CPU.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct HostCpu {
+    /// `uname -m`: "x86_64", "aarch64", ...
+    pub arch: String,
+    /// archspec's name for the host, e.g. "zen4", "haswell", "x86_64_v3"; the bare architecture
+    /// name when archspec cannot tell.
+    pub microarchitecture: String,
+    /// archspec's vendor of that microarchitecture; when archspec only found a generic target
+    /// (vendor "generic"), the CPU's own vendor in archspec spelling ("AuthenticAMD", "ARM").
+    pub vendor: String,
+    /// x86 only: "x86_64_v1".."x86_64_v4", the highest level whose archspec feature set is
+    /// entirely present in `features`.
+    pub generic_level: Option<String>,
+    /// Feature flags of the first processor in /proc/cpuinfo, sorted (the spelling archspec
+    /// uses: "pni" for SSE3, "abm" for LZCNT, "avx512f").
+    pub features: Vec<String>,
+    /// The independent source's opinion of the above.
+    pub cross_check: CrossCheck,
+}
+
+/// How a second feature source compares with /proc/cpuinfo and archspec.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct CrossCheck {
+    /// "cpuid" (x86_64), "hwcap" (aarch64) or "none" (no second source on this architecture).
+    pub source: String,
+    /// x86_64: cpuid's level equals cpuinfo's and cpuid has every level-relevant feature of
+    /// archspec's microarchitecture. aarch64: hwcap and cpuinfo agree on every flag hwcap
+    /// describes and hwcap has archspec's microarchitecture's features. "none": false.
+    pub agrees: bool,
+    /// One line per disagreement or detection problem, lowercase.
+    pub notes: Vec<String>,
+}
+
+/// Why a target may not run on the host.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TargetCheck {
+    /// The name is neither an archspec target nor a common spelling of one.
+    #[error("unknown cpu target {0:?}")]
+    Unknown(String),
+    /// The target's features the host lacks, sorted. Empty when the host has every feature
+    /// but is not the target or one of its descendants (e.g. an Intel target on an AMD host).
+    #[error("{}", missing_message(.0))]
+    Missing(Vec<String>),
+}
+
+fn missing_message(missing: &[String]) -> String {
+    if missing.is_empty() {
+        "host is not this target or a descendant of it in archspec".to_string()
+    } else {
+        format!("host cpu lacks {}", missing.join(", "))
+    }
+}
+
+/// The generic levels above the baseline, in ascending order.
+const LEVEL_TARGETS: [(u8, &str); 3] = [(2, "x86_64_v2"), (3, "x86_64_v3"), (4, "x86_64_v4")];
+
+/// Describes the host CPU. Never fails: problems end up in `cross_check.notes`.
+#[must_use]
+pub fn host_cpu() -> HostCpu {
+    let arch = machine();
+    let mut notes = Vec::new();
+    let cpuinfo = first_processor_cpuinfo();
+    if cpuinfo.is_none() {
+        notes.push("cannot read /proc/cpuinfo; feature list is empty".to_string());
+    }
+    let cpuinfo = cpuinfo.unwrap_or_default();
+    let features = cpuinfo_features(&cpuinfo, &arch);
+    let detected = detect(&arch, &mut notes);
+    let vendor = if detected.vendor == "generic" {
+        cpu_vendor(&cpuinfo, &arch)
+    } else {
+        detected.vendor.clone()
+    };
+    let generic_level = is_x86(&arch).then(|| level_name(x86_level(&features)));
+    let mut cross_check = native_cross_check(&arch, &features, &detected);
+    notes.append(&mut cross_check.notes);
+    cross_check.notes = notes;
+    HostCpu {
+        arch,
+        microarchitecture: detected.name,
+        vendor,
+        generic_level,
+        features: features.into_iter().collect(),
+        cross_check,
+    }
+}
+
+impl HostCpu {
+    /// The glibc-hwcaps subdirectories the loader searches on this CPU, best first
+    /// (`x86-64-v4`, `x86-64-v3`, `x86-64-v2` on a v4 machine). Other architectures'
+    /// hwcaps names are not emulated yet: none are returned, so only the base
+    /// directories count there.
+    pub fn hwcaps(&self) -> Vec<String> {
+        let level = self
+            .generic_level
+            .as_deref()
+            .and_then(|l| l.strip_prefix("x86_64_v"))
+            .and_then(|n| n.parse::<u8>().ok())
+            .unwrap_or(1);
+        (2..=level).rev().map(|l| format!("x86-64-v{l}")).collect()
+    }
+}
+
+/// The generic x86-64 level a feature set satisfies (1..=4), using archspec's x86_64_v2/v3/v4
+/// feature lists.
+#[must_use]
+pub fn x86_level(features: &BTreeSet<String>) -> u8 {
+    let mut level = 1;
+    for (n, required) in level_requirements() {
+        if !required.iter().all(|f| features.contains(f)) {
+            break;
+        }
+        level = *n;
+    }
+    level
+}
+
+/// A target runs on a host iff the host is that target or one of its descendants in archspec.
+///
+/// # Errors
+///
+/// [`TargetCheck::Unknown`] when `target` is not an archspec name or a spelling accepted by
+/// [`normalize_target`]. [`TargetCheck::Missing`] otherwise, listing the target's features
+/// (`all_features`, with archspec's aliases applied) absent from `host_features`, sorted. As a
+/// guard against inconsistent inputs, a host in the right lineage whose features lack some of
+/// the target's is refused too.
+pub fn target_supported(
+    target: &str,
+    host_features: &BTreeSet<String>,
+    host_microarch: &str,
+) -> Result<(), TargetCheck> {
+    let unknown = || TargetCheck::Unknown(target.to_string());
+    let name = normalize_target(target).ok_or_else(unknown)?;
+    let wanted = known_targets()
+        .and_then(|t| t.get(&name))
+        .ok_or_else(unknown)?;
+    let family = wanted.family().name().to_string();
+    let mut missing: Vec<String> = wanted
+        .all_features()
+        .into_iter()
+        .filter(|f| !feature_present(f, host_features, &family))
+        .collect();
+    missing.sort();
+    if missing.is_empty() && in_lineage(host_microarch, wanted) {
+        Ok(())
+    } else {
+        Err(TargetCheck::Missing(missing))
+    }
+}
+
+/// Normalises a target name: archspec names and the spellings "x86-64-v3", "x86_64_v3",
+/// "x86-64" (= x86_64), "x86-64-v1" (= x86_64), "amd64" (= x86_64) and "arm64" (= aarch64),
+/// in any case. Returns the archspec name, or None when archspec does not know it.
+#[must_use]
+pub fn normalize_target(name: &str) -> Option<String> {
+    // archspec names are lowercase and use underscores, never hyphens.
+    let key = name.trim().to_ascii_lowercase().replace('-', "_");
+    let key = match key.as_str() {
+        "amd64" | "x86_64_v1" => "x86_64",
+        "arm64" => "aarch64",
+        other => other,
+    };
+    known_targets()?.contains_key(key).then(|| key.to_string())
+}
+
+/// Whether the host has `feature`, honouring archspec's feature aliases. archspec's lists are
+/// not all in cpuinfo spelling: core2 and its Intel descendants inherit "sse3" from nocona,
+/// which the kernel calls "pni" and archspec aliases to "ssse3"; "neon" stands for all of
+/// aarch64.
+fn feature_present(feature: &str, host_features: &BTreeSet<String>, family: &str) -> bool {
+    if host_features.contains(feature) || (feature == "sse3" && host_features.contains("pni")) {
+        return true;
+    }
+    let schema = guarded(
+        "loading its schema",
+        archspec::schema::MicroarchitecturesSchema::schema,
+    );
+    let Some(alias) = schema.and_then(|s| s.feature_aliases.get(feature)) else {
+        return false;
+    };
+    let any_of = alias
+        .any_of
+        .as_ref()
+        .is_some_and(|names| names.iter().any(|n| host_features.contains(n)));
+    let by_family = alias
+        .families
+        .as_ref()
+        .is_some_and(|names| names.iter().any(|n| n == family));
+    any_of || by_family
+}
+
+fn in_lineage(host_microarch: &str, target: &Microarchitecture) -> bool {
+    let host = normalize_target(host_microarch)
+        .and_then(|name| known_targets().and_then(|t| t.get(&name)));
+    host.is_some_and(|h| h.name() == target.name() || h.decendent_of(target))
+}
+
+fn level_name(level: u8) -> String {
+    format!("x86_64_v{level}")
+}
+
+fn is_x86(arch: &str) -> bool {
+    matches!(arch, "x86_64" | "x86" | "i386" | "i486" | "i586" | "i686")
+}
