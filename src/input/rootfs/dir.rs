@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
-use super::walk::{self, Tree};
+use super::walk::{self, Listed, Tree};
 use super::{EntryKind, PathProblem, RootError};
 
 /// How a regular file is opened for reading: never a controlling terminal, never blocking.
@@ -209,6 +209,7 @@ impl DirRoot {
         let start = FdNode {
             fd,
             kind: EntryKind::Dir,
+            listable: false,
         };
         walk::walk_files(&self.tree(), start, path, skip_dirs, &mut |p, file| {
             visit(p, file.map_err(|problem| self.error(p, problem)))
@@ -294,11 +295,14 @@ struct FdTree<'a> {
 struct FdNode {
     fd: OwnedFd,
     kind: EntryKind,
+    /// The descriptor is a directory opened for reading (listable as it is), not `O_PATH`.
+    listable: bool,
 }
 
 impl Tree for FdTree<'_> {
     type Node = FdNode;
     type File = File;
+    type Handle = ();
 
     fn root(&self) -> Result<FdNode, PathProblem> {
         let fd = openat(
@@ -311,6 +315,7 @@ impl Tree for FdTree<'_> {
         Ok(FdNode {
             fd,
             kind: EntryKind::Dir,
+            listable: false,
         })
     }
 
@@ -320,6 +325,7 @@ impl Tree for FdTree<'_> {
         Ok(FdNode {
             fd,
             kind: kind_of(&stat),
+            listable: false,
         })
     }
 
@@ -332,21 +338,49 @@ impl Tree for FdTree<'_> {
         Ok(target.to_string_lossy().into_owned())
     }
 
-    fn list(&self, dir: &FdNode) -> Result<Vec<(String, EntryKind)>, PathProblem> {
-        list_fd(dir.fd.as_fd())
+    fn list(&self, dir: &FdNode) -> Result<Vec<Listed<()>>, PathProblem> {
+        let entries = if dir.listable {
+            let readable = dir.fd.try_clone().map_err(PathProblem::Io)?;
+            list_readable(readable, dir.fd.as_fd())?
+        } else {
+            list_fd(dir.fd.as_fd())?
+        };
+        Ok(entries.into_iter().map(|(n, k)| (n, k, ())).collect())
     }
 
-    fn open(&self, dir: &FdNode, name: &str) -> Result<File, PathProblem> {
-        let fd = open_path_nofollow(dir.fd.as_fd(), name).map_err(PathProblem::from_errno)?;
-        let again = || {
-            openat(
-                dir.fd.as_fd(),
-                name,
-                READ_FLAGS | OFlag::O_NOFOLLOW,
-                Mode::empty(),
-            )
-        };
-        read_regular(fd, again).map(|(file, _)| file)
+    /// One `openat`: `O_DIRECTORY` makes the kernel refuse anything but a directory
+    /// before any open, and `O_NOFOLLOW` a symlink.
+    fn enter(&self, dir: &FdNode, name: &str, _: &()) -> Result<FdNode, PathProblem> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match openat(dir.fd.as_fd(), name, flags, Mode::empty()) {
+            Ok(fd) => Ok(FdNode {
+                fd,
+                kind: EntryKind::Dir,
+                listable: true,
+            }),
+            Err(Errno::ENOTDIR | Errno::ELOOP) => Err(PathProblem::NotADirectory),
+            Err(e) => Err(PathProblem::from_errno(e)),
+        }
+    }
+
+    /// The walk asks only for entries its listing reported as regular files (a FIFO or
+    /// device node is never asked for), so one `openat` with `O_NOFOLLOW` serves, and the
+    /// type is checked again on what was opened. Only a rename racing the walk could put
+    /// a special file there between the listing and the open; the walk serves
+    /// `inspect --all`, not the hook, which opens by path through [`read_regular`].
+    fn open(&self, dir: &FdNode, name: &str, _: &()) -> Result<File, PathProblem> {
+        let fd = openat(
+            dir.fd.as_fd(),
+            name,
+            READ_FLAGS | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(PathProblem::from_errno)?;
+        let stat = fstat(fd.as_fd()).map_err(PathProblem::from_errno)?;
+        if kind_of(&stat) != EntryKind::File {
+            return Err(PathProblem::NotARegularFile);
+        }
+        Ok(File::from(fd))
     }
 }
 
@@ -432,6 +466,15 @@ fn kind_of(stat: &FileStat) -> EntryKind {
 fn list_fd(dir: BorrowedFd<'_>) -> Result<Vec<(String, EntryKind)>, PathProblem> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let readable = openat(dir, ".", flags, Mode::empty()).map_err(PathProblem::from_errno)?;
+    list_readable(readable, dir)
+}
+
+/// The entries of a directory opened for reading (`readable`, consumed); `dir` is any
+/// descriptor of it, for the entries whose type the filesystem does not report.
+fn list_readable(
+    readable: OwnedFd,
+    dir: BorrowedFd<'_>,
+) -> Result<Vec<(String, EntryKind)>, PathProblem> {
     let mut stream = nix::dir::Dir::from_fd(readable).map_err(PathProblem::from_errno)?;
     let mut out = Vec::new();
     for entry in stream.iter() {

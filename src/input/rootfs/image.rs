@@ -12,9 +12,9 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::walk::{self, Tree};
+use super::walk::{self, Listed, Tree};
 use super::{Damage, EntryKind, ImageFile, PathProblem, RootError, RootFile};
-use crate::input::squashfs::{Inode, Kind, SquashError, SquashFs};
+use crate::input::squashfs::{DirEntry, Inode, Kind, SquashError, SquashFs};
 
 pub(super) struct ImageRoot {
     fs: Rc<SquashFs>,
@@ -137,19 +137,8 @@ impl ImageRoot {
         if inode.kind != Kind::Dir {
             return Err(self.error(path, PathProblem::NotADirectory));
         }
-        let entries = self
-            .fs
-            .read_dir(&inode)
-            .map_err(|e| self.damaged(path, e))?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                (
-                    String::from_utf8_lossy(&e.name).into_owned(),
-                    entry_kind(e.kind),
-                )
-            })
-            .collect())
+        let listed = self.list(&inode).map_err(|p| self.error(path, p))?;
+        Ok(listed.into_iter().map(|(n, k, _)| (n, k)).collect())
     }
 
     /// Visits every regular file below `path`, never following a symlink (the shared
@@ -180,6 +169,7 @@ impl ImageRoot {
 impl Tree for ImageRoot {
     type Node = Inode;
     type File = ImageFile;
+    type Handle = DirEntry;
 
     fn root(&self) -> Result<Inode, PathProblem> {
         Ok(self.root.clone())
@@ -205,25 +195,32 @@ impl Tree for ImageRoot {
         Ok(String::from_utf8_lossy(&target).into_owned())
     }
 
-    fn list(&self, dir: &Inode) -> Result<Vec<(String, EntryKind)>, PathProblem> {
+    fn list(&self, dir: &Inode) -> Result<Vec<Listed<DirEntry>>, PathProblem> {
         let entries = self.fs.read_dir(dir).map_err(|e| self.record(e))?;
         Ok(entries
             .into_iter()
             .map(|e| {
-                (
-                    String::from_utf8_lossy(&e.name).into_owned(),
-                    entry_kind(e.kind),
-                )
+                let name = String::from_utf8_lossy(&e.name).into_owned();
+                (name, entry_kind(e.kind), e)
             })
             .collect())
     }
 
-    fn open(&self, dir: &Inode, name: &str) -> Result<ImageFile, PathProblem> {
-        let inode = self.lookup(dir, name)?;
+    /// The listed entry's inode, read by its reference (no search by name).
+    fn open(&self, _: &Inode, _: &str, listed: &DirEntry) -> Result<ImageFile, PathProblem> {
+        let inode = self.fs.inode_of(listed).map_err(|e| self.record(e))?;
         if inode.kind != Kind::File {
             return Err(PathProblem::NotARegularFile);
         }
         Ok(self.file(inode))
+    }
+
+    fn enter(&self, _: &Inode, _: &str, listed: &DirEntry) -> Result<Inode, PathProblem> {
+        let inode = self.fs.inode_of(listed).map_err(|e| self.record(e))?;
+        if inode.kind != Kind::Dir {
+            return Err(PathProblem::NotADirectory);
+        }
+        Ok(inode)
     }
 }
 

@@ -23,6 +23,9 @@ pub(super) trait Tree {
     type Node;
     /// An open regular file.
     type File;
+    /// What a listing keeps of an entry for opening it afterwards (nothing, or the
+    /// entry's inode reference, so that the name is not searched for again).
+    type Handle;
 
     /// The root directory.
     fn root(&self) -> Result<Self::Node, PathProblem>;
@@ -31,11 +34,35 @@ pub(super) trait Tree {
     fn kind(&self, node: &Self::Node) -> EntryKind;
     /// A symlink's target, as stored.
     fn read_link(&self, node: &Self::Node) -> Result<String, PathProblem>;
-    /// The entries of a directory (names and kinds, without `.` and `..`).
-    fn list(&self, dir: &Self::Node) -> Result<Vec<(String, EntryKind)>, PathProblem>;
-    /// Opens the regular file `name` of `dir` for reading, not following a symlink.
-    fn open(&self, dir: &Self::Node, name: &str) -> Result<Self::File, PathProblem>;
+    /// The entries of a directory (names, kinds and handles, without `.` and `..`).
+    fn list(&self, dir: &Self::Node) -> Result<Vec<Listed<Self::Handle>>, PathProblem>;
+    /// Opens the regular file `name` of `dir`, as listed, for reading, not following a
+    /// symlink.
+    fn open(
+        &self,
+        dir: &Self::Node,
+        name: &str,
+        listed: &Self::Handle,
+    ) -> Result<Self::File, PathProblem>;
+    /// The subdirectory `name` of `dir`, to walk into: an error when it is anything but
+    /// a directory (a symlink is not followed). A backend may answer this in one step.
+    fn enter(
+        &self,
+        dir: &Self::Node,
+        name: &str,
+        _listed: &Self::Handle,
+    ) -> Result<Self::Node, PathProblem> {
+        let node = self.lookup(dir, name)?;
+        if self.kind(&node) == EntryKind::Dir {
+            Ok(node)
+        } else {
+            Err(PathProblem::NotADirectory)
+        }
+    }
 }
+
+/// A directory entry as listed: its name, its kind and the backend's handle.
+pub(super) type Listed<H> = (String, EntryKind, H);
 
 /// A resolved path: the chain of entries from the root down to what the path names
 /// (empty for the root itself), and the canonical path inside the root.
@@ -113,23 +140,21 @@ pub(super) fn walk_files<T: Tree>(
                 continue;
             }
         };
-        for (name, kind) in entries {
+        for (name, kind, handle) in entries {
             let child = format!("{prefix}/{name}");
             match kind {
                 EntryKind::Dir if skip_dirs.contains(&child.as_str()) => {}
                 EntryKind::Dir if depth + 1 >= MAX_WALK_DEPTH => {
                     visit(&child, Err(PathProblem::Loop));
                 }
-                EntryKind::Dir => match tree.lookup(&dir, &name) {
-                    // The entry may have been swapped since the listing: only a directory
-                    // is walked into.
-                    Ok(node) if tree.kind(&node) == EntryKind::Dir => {
-                        todo.push((child, node, depth + 1));
-                    }
-                    Ok(_) => {}
+                // The entry may have been swapped since the listing: only a directory is
+                // walked into.
+                EntryKind::Dir => match tree.enter(&dir, &name, &handle) {
+                    Ok(node) => todo.push((child, node, depth + 1)),
+                    Err(PathProblem::NotADirectory | PathProblem::Loop) => {}
                     Err(problem) => visit(&child, Err(problem)),
                 },
-                EntryKind::File => visit(&child, tree.open(&dir, &name)),
+                EntryKind::File => visit(&child, tree.open(&dir, &name, &handle)),
                 _ => {}
             }
         }
@@ -154,6 +179,7 @@ mod tests {
     impl Tree for Mem {
         type Node = String;
         type File = String;
+        type Handle = ();
 
         fn root(&self) -> Result<String, PathProblem> {
             Ok(String::new())
@@ -179,17 +205,17 @@ mod tests {
                 _ => Err(PathProblem::NotFound),
             }
         }
-        fn list(&self, dir: &String) -> Result<Vec<(String, EntryKind)>, PathProblem> {
+        fn list(&self, dir: &String) -> Result<Vec<Listed<()>>, PathProblem> {
             Ok(self
                 .0
                 .keys()
                 .filter_map(|p| {
                     let rest = p.strip_prefix(dir.as_str())?.strip_prefix('/')?;
-                    (!rest.contains('/')).then(|| (rest.to_string(), self.kind(&p.to_string())))
+                    (!rest.contains('/')).then(|| (rest.to_string(), self.kind(&p.to_string()), ()))
                 })
                 .collect())
         }
-        fn open(&self, dir: &String, name: &str) -> Result<String, PathProblem> {
+        fn open(&self, dir: &String, name: &str, _: &()) -> Result<String, PathProblem> {
             let path = self.lookup(dir, name)?;
             match self.0.get(path.as_str()) {
                 Some(Entry::File) => Ok(path),
