@@ -215,6 +215,10 @@ impl Tree for ImageRoot {
         Ok(self.file(inode))
     }
 
+    fn dir_id(&self, node: &Inode) -> Option<u64> {
+        Some(node.reference())
+    }
+
     fn enter(&self, _: &Inode, _: &str, listed: &DirEntry) -> Result<Inode, PathProblem> {
         let inode = self.fs.inode_of(listed).map_err(|e| self.record(e))?;
         if inode.kind != Kind::Dir {

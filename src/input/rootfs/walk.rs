@@ -44,6 +44,14 @@ pub(super) trait Tree {
         name: &str,
         listed: &Self::Handle,
     ) -> Result<Self::File, PathProblem>;
+    /// An identity of a directory node that a crafted tree could repeat (an image's
+    /// inode reference), so that the walk enters each directory once: a directory that
+    /// lists an ancestor, or many entries that share one directory, would otherwise make
+    /// a cycle or an exponential walk. None where the filesystem rules that out (a host
+    /// directory: no directory hard links).
+    fn dir_id(&self, _node: &Self::Node) -> Option<u64> {
+        None
+    }
     /// The subdirectory `name` of `dir`, to walk into: an error when it is anything but
     /// a directory (a symlink is not followed). A backend may answer this in one step.
     fn enter(
@@ -119,7 +127,7 @@ pub(super) fn resolve<T: Tree>(tree: &T, path: &str) -> Result<Resolved<T::Node>
 pub(super) type Visit<'a, F> = dyn FnMut(&str, Result<F, PathProblem>) + 'a;
 
 /// Visits every regular file below the directory `start` (named `base` inside the root),
-/// never following a symlink and skipping the directories named in `skip_dirs`. A
+/// entering each directory once, never following a symlink and skipping the directories named in `skip_dirs`. A
 /// directory that cannot be listed, or a file that cannot be opened, is reported to
 /// `visit` with its problem; the walk goes on.
 pub(super) fn walk_files<T: Tree>(
@@ -129,6 +137,10 @@ pub(super) fn walk_files<T: Tree>(
     skip_dirs: &[&str],
     visit: &mut Visit<'_, T::File>,
 ) {
+    let mut entered = std::collections::HashSet::new();
+    if let Some(id) = tree.dir_id(&start) {
+        entered.insert(id);
+    }
     let mut todo: Vec<(String, T::Node, usize)> =
         vec![(base.trim_end_matches('/').to_string(), start, 0)];
     while let Some((prefix, dir, depth)) = todo.pop() {
@@ -150,7 +162,11 @@ pub(super) fn walk_files<T: Tree>(
                 // The entry may have been swapped since the listing: only a directory is
                 // walked into.
                 EntryKind::Dir => match tree.enter(&dir, &name, &handle) {
-                    Ok(node) => todo.push((child, node, depth + 1)),
+                    Ok(node) => match tree.dir_id(&node) {
+                        // Entered already: a cycle, or a directory listed twice.
+                        Some(id) if !entered.insert(id) => visit(&child, Err(PathProblem::Loop)),
+                        _ => todo.push((child, node, depth + 1)),
+                    },
                     Err(PathProblem::NotADirectory | PathProblem::Loop) => {}
                     Err(problem) => visit(&child, Err(problem)),
                 },
@@ -172,6 +188,8 @@ mod tests {
         Dir,
         File,
         Link(&'static str),
+        /// Another entry for the directory at this path (what a crafted image can hold).
+        Same(&'static str),
     }
 
     struct Mem(BTreeMap<&'static str, Entry>);
@@ -186,15 +204,15 @@ mod tests {
         }
         fn lookup(&self, dir: &String, name: &str) -> Result<String, PathProblem> {
             let path = format!("{dir}/{name}");
-            if self.0.contains_key(path.as_str()) {
-                Ok(path)
-            } else {
-                Err(PathProblem::NotFound)
+            match self.0.get(path.as_str()) {
+                Some(Entry::Same(target)) => Ok((*target).to_string()),
+                Some(_) => Ok(path),
+                None => Err(PathProblem::NotFound),
             }
         }
         fn kind(&self, node: &String) -> EntryKind {
             match self.0.get(node.as_str()) {
-                Some(Entry::Dir) | None => EntryKind::Dir,
+                Some(Entry::Dir | Entry::Same(_)) | None => EntryKind::Dir,
                 Some(Entry::File) => EntryKind::File,
                 Some(Entry::Link(_)) => EntryKind::Symlink,
             }
@@ -215,6 +233,13 @@ mod tests {
                 })
                 .collect())
         }
+        fn dir_id(&self, node: &String) -> Option<u64> {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            node.hash(&mut h);
+            Some(h.finish())
+        }
+
         fn open(&self, dir: &String, name: &str, _: &()) -> Result<String, PathProblem> {
             let path = self.lookup(dir, name)?;
             match self.0.get(path.as_str()) {
@@ -270,5 +295,26 @@ mod tests {
         seen.sort();
         // /lib -> usr/lib is not walked into; /etc is skipped.
         assert_eq!(seen, [("/usr/lib/libc.so.6".to_string(), true)]);
+    }
+
+    #[test]
+    fn the_walk_enters_each_directory_once() {
+        // /a lists itself twice, and /b is /a again: a cycle and a shared directory.
+        let tree = Mem(BTreeMap::from([
+            ("/a", Entry::Dir),
+            ("/a/f", Entry::File),
+            ("/a/self", Entry::Same("/a")),
+            ("/a/twin", Entry::Same("/a")),
+            ("/b", Entry::Same("/a")),
+        ]));
+        let (mut files, mut loops) = (Vec::new(), Vec::new());
+        walk_files(&tree, String::new(), "/", &[], &mut |p, f| match f {
+            Ok(_) => files.push(p.to_string()),
+            Err(PathProblem::Loop) => loops.push(p.to_string()),
+            Err(e) => panic!("{p}: {e}"),
+        });
+        loops.sort();
+        assert_eq!(files, ["/a/f"]);
+        assert_eq!(loops, ["/a/self", "/a/twin", "/b"]);
     }
 }

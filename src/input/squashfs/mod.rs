@@ -327,6 +327,12 @@ pub struct Inode {
 }
 
 impl Inode {
+    /// Where the inode is in the image (its inode reference): two entries that lead to the
+    /// same inode share it, whatever numbers a crafted image gives them.
+    pub fn reference(&self) -> u64 {
+        self.reference
+    }
+
     /// A device's (major, minor) numbers; None for other kinds.
     pub fn device(&self) -> Option<(u32, u32)> {
         match self.detail {
