@@ -20,6 +20,16 @@ pub struct Import {
     pub weak: bool,
 }
 
+/// A needed library that resolves to a file the loader stops on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLib {
+    pub soname: String,
+    pub path: String,
+    pub needed_by: String,
+    /// The loader's error, naming the file.
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ContainerFacts {
     pub inventory: Option<Inventory>,
@@ -27,6 +37,9 @@ pub struct ContainerFacts {
     pub static_entrypoint: bool,
     /// The entrypoint and its library closure.
     pub closure: Vec<Lib>,
+    /// Libraries of the closure whose search ends at a file the loader refuses with an
+    /// error ("file too short", "invalid ELF header"): the program stops there.
+    pub broken: Vec<BrokenLib>,
     /// The MPI library the container uses (its entrypoint's, else the one its loader sees).
     pub mpi: Option<MpiLib>,
     /// What closure objects import from the MPI library.

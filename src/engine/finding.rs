@@ -109,6 +109,8 @@ codes! {
         "glibc's parts are one unit: injecting some of them without the rest breaks the loader";
     LibraryMissing = "library-missing", Error,
         "a needed library resolves to no file after injection";
+    LibraryUnloadable = "library-unloadable", Error,
+        "the loader's search for a library the program needs ends at a file it refuses (not ELF, too short): the program cannot start";
     MpiNotFound = "mpi-not-found", Error,
         "mpi injection was requested but the host or the container has no MPI library";
     MpiAbiFamilyMismatch = "mpi-abi-family-mismatch", Error,
@@ -267,7 +269,7 @@ mod tests {
         for code in Code::all() {
             assert!(seen.insert(*code), "{code} listed twice");
         }
-        assert_eq!(seen.len(), 24);
+        assert_eq!(seen.len(), 25);
     }
 
     #[test]

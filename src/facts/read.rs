@@ -336,6 +336,16 @@ fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFact
     let mut facts = ContainerFacts {
         static_entrypoint: closure.objects.first().is_some_and(|o| o.info.is_static),
         closure: closure.objects.iter().map(|o| lib_of(root, o)).collect(),
+        broken: closure
+            .broken
+            .iter()
+            .map(|b| BrokenLib {
+                soname: b.soname.clone(),
+                path: b.path.clone(),
+                needed_by: b.needed_by.clone(),
+                message: b.message.clone(),
+            })
+            .collect(),
         cache_entries: loader
             .cache
             .as_ref()

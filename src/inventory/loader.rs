@@ -66,7 +66,19 @@ pub struct Loader<'r> {
     /// Objects already parsed, by path: closures of related libraries overlap a lot.
     loaded: RefCell<HashMap<String, Rc<Object>>>,
     /// Candidates already probed, by path and wanted class and machine.
-    probed: RefCell<HashMap<(String, bool, u16), bool>>,
+    probed: RefCell<HashMap<(String, bool, u16), Probe>>,
+}
+
+/// What the loader makes of a candidate file (glibc's `open_verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Probe {
+    /// An ELF object of the wanted class and machine: the search ends here.
+    Match,
+    /// Passed over (missing, unreadable, another class or machine): the search goes on.
+    Skip,
+    /// The search ends here and the loader stops with this error ("file too short",
+    /// "invalid ELF header"): a program that needs it cannot start.
+    Fatal(String),
 }
 
 /// The closure of an object's dependencies, in load order (breadth first, as ld.so).
@@ -79,6 +91,21 @@ pub struct Closure {
     pub missing: Vec<(String, String)>,
     /// Files that were found but could not be read as ELF.
     pub unreadable: Vec<ObjectError>,
+    /// Libraries whose search ended at a file the loader refuses with an error (not ELF,
+    /// too short): the program stops there.
+    pub broken: Vec<BrokenLibrary>,
+}
+
+/// A `DT_NEEDED` entry the loader resolves to a file it then refuses, stopping the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLibrary {
+    pub soname: String,
+    /// The file the search ended at.
+    pub path: String,
+    /// The object that needs it.
+    pub needed_by: String,
+    /// The loader's error.
+    pub message: String,
 }
 
 impl<'r> Loader<'r> {
@@ -198,6 +225,15 @@ impl<'r> Loader<'r> {
                         .push((soname, closure.objects[next].path.clone()));
                     continue;
                 };
+                if let Some(message) = self.fatal(&found.path) {
+                    closure.broken.push(BrokenLibrary {
+                        soname,
+                        path: found.path.clone(),
+                        needed_by: closure.objects[next].path.clone(),
+                        message,
+                    });
+                    continue;
+                }
                 if !seen.contains_key(&found.soname) && !self.already_loaded(&closure, &found.path)
                 {
                     match self.load(&found.path) {
@@ -257,8 +293,9 @@ impl<'r> Loader<'r> {
         None
     }
 
-    /// A candidate counts when it is an ELF file of the wanted class and machine: the
-    /// loader skips the others ("wrong ELF class") and goes on searching.
+    /// True when the search for a library ends at `path`: an ELF file of the wanted class
+    /// and machine, or a file the loader stops on with an error. The loader skips the
+    /// others (missing, unreadable, "wrong ELF class", another machine) and goes on.
     fn try_path(&self, path: &str, want: &Want) -> bool {
         let key = (
             path.to_string(),
@@ -266,30 +303,68 @@ impl<'r> Loader<'r> {
             want.machine,
         );
         if let Some(known) = self.probed.borrow().get(&key) {
-            return *known;
+            return *known != Probe::Skip;
         }
         let found = self.probe(path, want);
+        let ends = found != Probe::Skip;
         self.probed.borrow_mut().insert(key, found);
-        found
+        ends
     }
 
-    fn probe(&self, path: &str, want: &Want) -> bool {
+    /// The loader's error for a file it stops on, where `path` is one.
+    fn fatal(&self, path: &str) -> Option<String> {
+        self.probed
+            .borrow()
+            .iter()
+            .find_map(|((p, _, _), probe)| match probe {
+                Probe::Fatal(message) if p == path => Some(message.clone()),
+                _ => None,
+            })
+    }
+
+    /// glibc's `open_verify`: a file shorter than an ELF header or without the ELF magic
+    /// stops the loader ("file too short", "invalid ELF header"); another class or
+    /// machine is passed over.
+    fn probe(&self, path: &str, want: &Want) -> Probe {
         if path.contains("/glibc-hwcaps/") && !self.listed(path) {
-            return false;
+            return Probe::Skip;
         }
         let file = match self.root.open_file(path) {
             Ok(file) => file,
-            Err(e) if e.is_not_found() => return false,
-            Err(e) => return self.skip(path, e.to_string()),
+            Err(e) if e.is_not_found() => return Probe::Skip,
+            Err(e) => {
+                self.skip(path, e.to_string());
+                return Probe::Skip;
+            }
         };
-        let mut header = [0u8; 20];
-        if file.read_exact_at(&mut header, 0).is_err() || &header[..4] != b"\x7fELF" {
-            return self.skip(
-                path,
-                format!("{path}: not an ELF file (the loader skips it)"),
-            );
+        // The loader reads a whole ELF header of its own class before any check.
+        let header_len = match want.class {
+            super::elf::ElfClass::Elf32 => 52,
+            super::elf::ElfClass::Elf64 => 64,
+        };
+        let mut header = [0u8; 64];
+        let read = file.read_at(&mut header[..header_len], 0).unwrap_or(0);
+        if read < header_len {
+            return self.stop(path, "file too short");
         }
-        header_matches(&header, want)
+        let Some(ident) = header.first_chunk::<20>() else {
+            return self.stop(path, "file too short");
+        };
+        if &ident[..4] != b"\x7fELF" {
+            return self.stop(path, "invalid ELF header");
+        }
+        if header_matches(ident, want) {
+            Probe::Match
+        } else {
+            Probe::Skip
+        }
+    }
+
+    /// Records a candidate the loader stops on, with the error it prints.
+    fn stop(&self, path: &str, error: &str) -> Probe {
+        let message = format!("{path}: {error} (the loader stops here)");
+        self.skip(path, message.clone());
+        Probe::Fatal(message)
     }
 
     /// False when the directory of `path` has no entry of that name (or does not exist).
@@ -306,8 +381,8 @@ impl<'r> Loader<'r> {
         listing.as_ref().is_some_and(|names| names.contains(name))
     }
 
-    /// Records a candidate the loader would pass over; always false.
-    fn skip(&self, path: &str, message: String) -> bool {
+    /// Records a candidate the loader passes over or stops on, for the report.
+    fn skip(&self, path: &str, message: String) {
         let mut skipped = self.skipped.borrow_mut();
         if !skipped.iter().any(|p| p.path == path) {
             skipped.push(LoaderProblem {
@@ -315,7 +390,6 @@ impl<'r> Loader<'r> {
                 message,
             });
         }
-        false
     }
 
     /// The candidates passed over so far.

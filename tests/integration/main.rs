@@ -27,3 +27,4 @@ mod schema;
 mod sif;
 mod site_mpi;
 mod snapshot;
+mod unloadable;

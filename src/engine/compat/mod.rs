@@ -29,6 +29,7 @@ pub fn check(facts: &Facts, inject: &Inject, sel: &Selection) -> Vec<Finding> {
     microarch(facts, &mut out);
     cuda_rule(facts, inject, &mut out);
     labels(facts, &mut out);
+    unloadable(facts, &mut out);
     if inject.any() {
         injectable(facts, &mut out);
     }
@@ -49,6 +50,25 @@ pub fn check(facts: &Facts, inject: &Inject, sel: &Selection) -> Vec<Finding> {
         loaded::partial_glibc(facts, &mut out);
     }
     out
+}
+
+/// A library the entrypoint needs whose search ends at a file the loader refuses: glibc
+/// stops there ("file too short", "invalid ELF header") rather than searching on, so the
+/// program cannot start, whatever the host.
+fn unloadable(facts: &Facts, out: &mut Vec<Finding>) {
+    for b in &facts.container.broken {
+        out.push(
+            Finding::new(
+                Code::LibraryUnloadable,
+                format!(
+                    "{}, needed by {}, resolves to {}, which the loader refuses: {}",
+                    b.soname, b.needed_by, b.path, b.message
+                ),
+            )
+            .objects([b.path.clone(), b.needed_by.clone()])
+            .hint("the image is broken: rebuild it, or put the real library at that path"),
+        );
+    }
 }
 
 fn arch(facts: &Facts, out: &mut Vec<Finding>) {
