@@ -360,6 +360,10 @@ fn mpi_installs(
         let Some(found) = loader.find_plain(&soname, machine, class) else {
             continue;
         };
+        // A file the loader stops on is no installation; the loader's finding names it.
+        if loader.stops_at(&found.path).is_some() {
+            continue;
+        }
         let Ok(real) = loader.root().canonicalize(&found.path) else {
             continue;
         };

@@ -225,7 +225,7 @@ impl<'r> Loader<'r> {
                         .push((soname, closure.objects[next].path.clone()));
                     continue;
                 };
-                if let Some(message) = self.fatal(&found.path) {
+                if let Some(message) = self.stops_at(&found.path) {
                     closure.broken.push(BrokenLibrary {
                         soname,
                         path: found.path.clone(),
@@ -311,8 +311,9 @@ impl<'r> Loader<'r> {
         ends
     }
 
-    /// The loader's error for a file it stops on, where `path` is one.
-    fn fatal(&self, path: &str) -> Option<String> {
+    /// The loader's error for a file it stops on, where `path` is one (it is reported
+    /// with the loader's problems already).
+    pub fn stops_at(&self, path: &str) -> Option<String> {
         self.probed
             .borrow()
             .iter()

@@ -147,7 +147,11 @@ fn truncated_and_non_elf_libraries() {
     garbage.resize(16, 0);
     garbage.extend_from_slice(&[3, 0, 0x3e, 0]);
     garbage.extend_from_slice(b"garbage after the header start");
-    std::fs::write(lib.join("libmpi_abi.so.1"), garbage).unwrap();
+    // Shorter than a 64-bit ELF header: glibc stops on it ("file too short").
+    std::fs::write(lib.join("libmpi_abi.so.1"), &garbage).unwrap();
+    // The same start, long enough to pass the loader's checks, then garbage.
+    garbage.resize(200, b'x');
+    std::fs::write(lib.join("libmpi.so.12"), &garbage).unwrap();
     let inv = inspect(&root);
     let mut got = findings(&inv);
     got.sort();
@@ -155,9 +159,10 @@ fn truncated_and_non_elf_libraries() {
     assert_eq!(
         got,
         vec![
-            ("malformed-elf".to_string(), path("libmpi_abi.so.1")),
+            ("malformed-elf".to_string(), path("libmpi.so.12")),
             ("malformed-elf".to_string(), path("libmpich.so.12")),
             ("unloadable-library".to_string(), path("libmpi.so.40")),
+            ("unloadable-library".to_string(), path("libmpi_abi.so.1")),
         ],
         "{:?}",
         inv["findings"]
