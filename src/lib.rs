@@ -14,6 +14,8 @@
 //!   report), pure over those facts; [`config`] holds the admin's policy;
 //! - [`verdict`]: the one way into a verdict, for every entrance;
 //! - [`action`]: carrying a plan out in a container's mount namespace;
+//! - [`store`]: containerspec's own directory on the host (reports, loader caches, the
+//!   host-facts cache), written so that no symlink can redirect a write;
 //! - [`cli`]: the commands.
 
 pub mod action;
@@ -24,4 +26,5 @@ pub mod facts;
 pub mod input;
 pub mod inventory;
 pub mod ldcache;
+pub mod store;
 pub mod verdict;

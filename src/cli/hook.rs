@@ -18,6 +18,7 @@ use crate::engine::plan::{LD_CACHE, Plan};
 use crate::engine::report::{Report, Verdict};
 use crate::input::state::HookState;
 use crate::input::target::Target;
+use crate::store::Store;
 use crate::verdict::{Ask, judge};
 
 /// Stages at which the container's rootfs is mounted but not yet pivoted into.
@@ -186,44 +187,52 @@ fn inject_plan(
     Ok(())
 }
 
+/// Writes the plan's loader cache as `ID.ld.so.cache` in containerspec's directory (see
+/// [`Store`]: never through a symlink, only into a directory that is root's alone).
 fn write_cache(
     dir: &Path,
     id: &str,
     cache: &crate::engine::plan::LdCachePlan,
 ) -> Result<PathBuf, CliError> {
-    let path = dir.join(format!("{id}.ld.so.cache"));
+    let name = format!("{id}.ld.so.cache");
     let bytes = cache
         .bytes()
-        .map_err(|e| action_error(format!("{}: {e}", path.display())))?;
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&path, bytes))
-        .map_err(|e| action_error(format!("{}: {e}", path.display())))?;
-    Ok(path)
+        .map_err(|e| action_error(format!("{}: {e}", dir.join(&name).display())))?;
+    Ok(Store::open(dir)?.write(&name, &bytes)?)
 }
 
 /// After a container stops, its report goes unless it explains a refusal: a busy node
 /// would otherwise collect one file per container start.
 fn remove_passed_report(dir: &Path, id: &str) {
-    let path = dir.join(format!("{id}.json"));
-    let Ok(bytes) = std::fs::read(&path) else {
+    let name = format!("{id}.json");
+    let Ok(store) = Store::open(dir) else {
+        return;
+    };
+    let Ok(Some(bytes)) = store.read(&name, MAX_REPORT) else {
         return;
     };
     let passed = serde_json::from_slice::<serde_json::Value>(&bytes)
         .is_ok_and(|r| r["verdict"] == "compatible");
     if passed {
-        let _ = std::fs::remove_file(&path);
+        let _ = store.remove(&name);
     }
 }
 
+/// A report larger than this is not one this program wrote.
+const MAX_REPORT: u64 = 64 << 20;
+
 fn write_report(dir: &Path, id: &str, report: &Report, log: &Log) {
-    let path = dir.join(format!("{id}.json"));
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|()| serde_json::to_vec_pretty(report).map_err(std::io::Error::from))
-        .and_then(|bytes| std::fs::write(&path, bytes));
+    let name = format!("{id}.json");
+    let result = serde_json::to_vec_pretty(report)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            let store = Store::open(dir).map_err(|e| e.to_string())?;
+            store.write(&name, &bytes).map_err(|e| e.to_string())
+        });
     if let Err(e) = result {
         log.write(
             log::Level::Warn,
-            &format!("cannot write the report {}: {e}", path.display()),
+            &format!("cannot write the report {}: {e}", dir.join(&name).display()),
         );
     }
 }

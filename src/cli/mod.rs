@@ -28,6 +28,8 @@ pub enum CliError {
     Image(#[from] crate::input::image::ImageError),
     #[error(transparent)]
     Open(#[from] crate::input::target::TargetError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{path}: {message}")]
     Target { path: String, message: String },
     #[error("cannot write output: {0}")]

@@ -11,13 +11,17 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::read::{Inputs, PrepareError};
 use crate::engine::facts::HostFacts;
-use crate::inventory::hostcache::{cache_dir, cache_key, write_atomic};
+use crate::inventory::hostcache::{cache_key, cache_store};
+use crate::store::Store;
+
+/// An entry larger than this is not one this program wrote.
+const MAX_ENTRY: u64 = 64 << 20;
 
 /// Files and directories whose change invalidates an entry, inside the host root.
 const WATCHED: &[&str] = &[
@@ -90,12 +94,15 @@ pub fn host_facts(
     use_cache: bool,
     read: impl FnOnce() -> Result<HostFacts, PrepareError>,
 ) -> Result<HostFacts, PrepareError> {
-    let Some((path, key)) = use_cache.then(|| location(inputs)).flatten() else {
+    let Some((store, name, key)) = use_cache.then(|| location(inputs)).flatten() else {
         return read();
     };
     let root = inputs.host_root;
-    if let Some(host) = load(&path, &key, root) {
-        log::debug!("{}: host facts from the cache", path.display());
+    if let Some(host) = load(&store, &name, &key, root) {
+        log::debug!(
+            "{}: host facts from the cache",
+            store.file_path(&name).display()
+        );
         return Ok(host);
     }
     let host = read()?;
@@ -107,11 +114,11 @@ pub fn host_facts(
         })
         .collect();
     let entry = Entry { key, files, host };
-    if let (Some(dir), Ok(bytes)) = (path.parent(), serde_json::to_vec(&entry)) {
-        if let Err(e) = write_atomic(dir, &path, &bytes) {
-            log::debug!("{}: cannot write cache: {e}", path.display());
+    if let Ok(bytes) = serde_json::to_vec(&entry) {
+        if let Err(e) = store.write(&name, &bytes) {
+            log::debug!("cannot write the host-facts cache: {e}");
         }
-        prune(dir);
+        prune(&store);
     }
     Ok(entry.host)
 }
@@ -120,27 +127,31 @@ pub fn host_facts(
 const MAX_ENTRIES: usize = 32;
 
 /// Removes the least recently written entries beyond [`MAX_ENTRIES`].
-fn prune(dir: &Path) {
-    let Ok(listing) = std::fs::read_dir(dir) else {
+fn prune(store: &Store) {
+    let Ok(listing) = std::fs::read_dir(store.path()) else {
         return;
     };
-    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = listing
+    let mut entries: Vec<(std::time::SystemTime, String)> = listing
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("host-facts-"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("host-facts-")
+                .then_some(())
+                .and_then(|()| Some((e.metadata().ok()?.modified().ok()?, name)))
+        })
         .collect();
     if entries.len() <= MAX_ENTRIES {
         return;
     }
     entries.sort();
     let excess = entries.len() - MAX_ENTRIES;
-    for (_, path) in entries.into_iter().take(excess) {
-        let _ = std::fs::remove_file(path);
+    for (_, name) in entries.into_iter().take(excess) {
+        let _ = store.remove(&name);
     }
 }
 
-fn load(path: &Path, key: &str, root: &Path) -> Option<HostFacts> {
-    let bytes = std::fs::read(path).ok()?;
+fn load(store: &Store, name: &str, key: &str, root: &Path) -> Option<HostFacts> {
+    let bytes = store.read(name, MAX_ENTRY).ok()??;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
     let unchanged = entry.files.iter().all(|(f, id)| identity(root, f) == *id);
     (entry.key == key && unchanged).then_some(entry.host)
@@ -148,8 +159,8 @@ fn load(path: &Path, key: &str, root: &Path) -> Option<HostFacts> {
 
 /// The entry's file (one per host root and request, so the directory stays small) and
 /// the key it must carry.
-fn location(inputs: &Inputs) -> Option<(PathBuf, String)> {
-    let dir = cache_dir()?;
+fn location(inputs: &Inputs) -> Option<(Store, String, String)> {
+    let store = cache_store()?;
     let root = std::fs::canonicalize(inputs.host_root).ok()?;
     let request = format!(
         "{}|{:?}|{:?}|{:?}",
@@ -169,7 +180,7 @@ fn location(inputs: &Inputs) -> Option<(PathBuf, String)> {
         hash(&config),
         fingerprint(&root)
     );
-    Some((dir.join(name), key))
+    Some((store, name, key))
 }
 
 /// Size, inode and modification time of each watched path, and the driver version.

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::cpu::{HostCpu, host_cpu};
+use crate::store::Store;
 
 const FILE: &str = "host-cpu.json";
 
@@ -23,58 +24,75 @@ struct Entry {
     cpu: HostCpu,
 }
 
+/// A cache entry larger than this is not one this program wrote.
+const MAX_ENTRY: u64 = 1 << 20;
+
 /// The host CPU, from the cache when its key still matches.
 pub fn host_cpu_cached(use_cache: bool) -> HostCpu {
-    let Some((dir, key)) = use_cache.then(|| cache_dir().zip(cache_key())).flatten() else {
+    let Some((store, key)) = use_cache.then(|| cache_store().zip(cache_key())).flatten() else {
         return host_cpu();
     };
-    let path = dir.join(FILE);
-    if let Some(cpu) = read(&path, &key) {
+    if let Some(cpu) = read(&store, &key) {
         return cpu;
     }
     let cpu = host_cpu();
-    if let Err(e) = write(
-        &dir,
-        &path,
-        &Entry {
-            key,
-            cpu: cpu.clone(),
-        },
-    ) {
-        log::debug!("{}: cannot write cache: {e}", path.display());
+    let entry = Entry {
+        key,
+        cpu: cpu.clone(),
+    };
+    // Written under a fresh name and renamed over the old entry: a concurrent reader
+    // sees the old entry or the new one, never half of one.
+    let written = serde_json::to_vec(&entry)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| store.write(FILE, &bytes).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        log::debug!("cannot write the CPU cache: {e}");
     }
     cpu
 }
 
-fn read(path: &std::path::Path, key: &str) -> Option<HostCpu> {
-    let bytes = std::fs::read(path).ok()?;
+fn read(store: &Store, key: &str) -> Option<HostCpu> {
+    let bytes = store.read(FILE, MAX_ENTRY).ok()??;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
     (entry.key == key).then_some(entry.cpu)
 }
 
-/// Writes atomically (a temporary file renamed over the old one), so a concurrent
-/// reader sees the old entry or the new one, never half of one.
-fn write(dir: &std::path::Path, path: &std::path::Path, entry: &Entry) -> std::io::Result<()> {
-    write_atomic(
-        dir,
-        path,
-        &serde_json::to_vec(entry).map_err(std::io::Error::from)?,
-    )
+/// containerspec's cache directory opened as a [`Store`], or None (said in the log) when
+/// there is none or it is not safe to write (a symlink, someone else's, writable by
+/// others).
+pub(crate) fn cache_store() -> Option<Store> {
+    let dir = cache_dir()?;
+    match Store::open(&dir) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            log::warn!("{e}; the caches are not used");
+            None
+        }
+    }
 }
 
-/// Writes `bytes` to `path` through a temporary file in `dir` renamed over it.
+/// Writes `bytes` to `path` through a temporary file in `dir`, created exclusively (so a
+/// symlink planted at its name is not followed) and renamed over `path` (so one planted
+/// there is replaced, not written through).
 pub(crate) fn write_atomic(
     dir: &std::path::Path,
     path: &std::path::Path,
     bytes: &[u8],
 ) -> std::io::Result<()> {
+    use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    // One left by a killed process with this pid is ours to remove (a symlink included).
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
     std::fs::rename(&tmp, path)
 }
 
@@ -134,21 +152,19 @@ mod tests {
     fn a_stale_key_is_not_used() {
         let dir =
             std::env::temp_dir().join(format!("containerspec-hostcache-{}", std::process::id()));
-        let path = dir.join(FILE);
+        let store = Store::open(&dir).unwrap();
         let cpu = host_cpu();
-        write(
-            &dir,
-            &path,
-            &Entry {
-                key: "old".into(),
-                cpu: cpu.clone(),
-            },
-        )
-        .unwrap();
-        assert_eq!(read(&path, "old"), Some(cpu));
-        assert_eq!(read(&path, "new"), None);
-        std::fs::write(&path, "{ not json").unwrap();
-        assert_eq!(read(&path, "old"), None);
+        let entry = Entry {
+            key: "old".into(),
+            cpu: cpu.clone(),
+        };
+        store
+            .write(FILE, &serde_json::to_vec(&entry).unwrap())
+            .unwrap();
+        assert_eq!(read(&store, "old"), Some(cpu));
+        assert_eq!(read(&store, "new"), None);
+        store.write(FILE, b"{ not json").unwrap();
+        assert_eq!(read(&store, "old"), None);
         let _ = std::fs::remove_dir_all(dir);
     }
 

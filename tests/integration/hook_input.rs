@@ -129,3 +129,65 @@ fn poststop_removes_reports_of_passed_containers_only() {
     assert!(!reports.join("ok.json").exists());
     assert!(reports.join("refused.json").exists());
 }
+
+#[test]
+fn reports_are_never_written_through_a_symlink() {
+    let root = mini_root("hook-report-links");
+    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}}}"#;
+    let bundle = bundle_with_config(&root, config);
+    let dir = crate::util::scratch("hook-report-dirs");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, r#"{"verdict":"compatible"}"#).unwrap();
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    // A planted `<id>.json` symlink: replaced by the report, the file it names untouched.
+    std::os::unix::fs::symlink(&victim, reports.join("planted.json")).unwrap();
+    // A report directory that is a symlink: nothing written through it.
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("linked")).unwrap();
+    for (id, report_dir) in [("planted", &reports), ("linked", &dir.join("linked"))] {
+        let toml = dir.join(format!("{id}.toml"));
+        std::fs::write(&toml, format!("[report]\ndir = {report_dir:?}\n")).unwrap();
+        let state = format!(r#"{{"id":"{id}","status":"creating","bundle":{bundle:?}}}"#);
+        let out = hook(
+            &["createRuntime", "--config", toml.to_str().unwrap()],
+            &state,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        r#"{"verdict":"compatible"}"#
+    );
+    let written = reports.join("planted.json");
+    assert!(
+        !std::fs::symlink_metadata(&written)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&written)
+            .unwrap()
+            .contains("\"verdict\"")
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    // poststop removes a link at the report's name, never the file it names.
+    std::fs::remove_file(&written).unwrap();
+    std::os::unix::fs::symlink(&victim, &written).unwrap();
+    let toml = dir.join("planted.toml");
+    let state = r#"{"id":"planted","status":"stopped","bundle":"/nonexistent"}"#;
+    assert_eq!(
+        hook(&["poststop", "--config", toml.to_str().unwrap()], state)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(victim.is_file());
+}
