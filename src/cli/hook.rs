@@ -147,11 +147,15 @@ fn inject_plan(
             .map_err(action_error)?,
         );
     }
-    let cache_file = match &plan.ld_cache {
-        Some(cache) => Some(write_cache(report_dir, &state.id, cache)?),
-        None => None,
-    };
-    if let Some(file) = &cache_file {
+    // The loader cache file is needed until its mount is attached (the kernel does not
+    // attach a mount of an unlinked file); `_cache` removes it on every way out of this
+    // function, through the directory's own descriptor, never by a path resolved in the
+    // container's mount namespace.
+    let mut _cache: Option<Written> = None;
+    if let Some(cache) = &plan.ld_cache {
+        let store = Store::open(report_dir)?;
+        let (file, name) = write_cache(&store, &state.id, cache)?;
+        _cache = Some(Written { store, name });
         binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
     }
     let joined = if inside_container_namespace(bundle.rootfs.path()) {
@@ -166,12 +170,7 @@ fn inject_plan(
         }
         true
     };
-    let applied = apply(bundle.rootfs.path(), &binds);
-    // The mount holds the cache file now (or nothing does): nothing stays behind.
-    if let Some(file) = &cache_file {
-        let _ = std::fs::remove_file(file);
-    }
-    let count = applied.map_err(action_error)?;
+    let count = apply(bundle.rootfs.path(), &binds).map_err(action_error)?;
     log.write(
         log::Level::Info,
         &format!(
@@ -187,18 +186,30 @@ fn inject_plan(
     Ok(())
 }
 
+/// A file of containerspec's directory that goes when this does.
+struct Written {
+    store: Store,
+    name: String,
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        let _ = self.store.remove(&self.name);
+    }
+}
+
 /// Writes the plan's loader cache as `ID.ld.so.cache` in containerspec's directory (see
 /// [`Store`]: never through a symlink, only into a directory that is root's alone).
 fn write_cache(
-    dir: &Path,
+    store: &Store,
     id: &str,
     cache: &crate::engine::plan::LdCachePlan,
-) -> Result<PathBuf, CliError> {
+) -> Result<(PathBuf, String), CliError> {
     let name = format!("{id}.ld.so.cache");
     let bytes = cache
         .bytes()
-        .map_err(|e| action_error(format!("{}: {e}", dir.join(&name).display())))?;
-    Ok(Store::open(dir)?.write(&name, &bytes)?)
+        .map_err(|e| action_error(format!("{}: {e}", store.file_path(&name).display())))?;
+    Ok((store.write(&name, &bytes)?, name))
 }
 
 /// After a container stops, its report goes unless it explains a refusal: a busy node

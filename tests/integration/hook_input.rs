@@ -100,6 +100,17 @@ fn no_pid_and_not_inside_the_container_means_no_mount() {
         std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
         before
     );
+    // The plan's loader cache was written, and the refusal left nothing behind.
+    let reports = host.parent().unwrap().join("reports");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("nopid.json")).unwrap()).unwrap();
+    assert!(!report["plan"]["ld_cache"].is_null(), "{report}");
+    let left: Vec<_> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".ld.so.cache"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

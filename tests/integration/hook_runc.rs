@@ -134,6 +134,18 @@ fn injection_at_create_runtime_and_create_container() {
         assert!(log.contains("injected:"), "{log}");
         let report: serde_json::Value = case.report();
         assert_eq!(report["verdict"], "compatible");
+        // The plan's loader cache was mounted, and its file is gone from the hook's
+        // directory (the mount holds it): nothing accumulates there.
+        assert!(!report["plan"]["ld_cache"].is_null(), "{report}");
+        let left: Vec<String> = std::fs::read_dir(case.report_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != &format!("hooktest-{}.json", std::process::id()))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{stage}: left in the hook's directory: {left:?}"
+        );
     }
 }
 
