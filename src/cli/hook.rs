@@ -231,6 +231,10 @@ fn remove_passed_report(dir: &Path, id: &str) {
 
 /// A report larger than this is not one this program wrote.
 const MAX_REPORT: u64 = 64 << 20;
+/// Reports kept at most: those of refused containers stay until read (by design), those
+/// of starts whose runtime never calls `poststop` (podman after a failed create) would
+/// otherwise accumulate. The oldest go first.
+const MAX_REPORTS: usize = 1000;
 
 fn write_report(dir: &Path, id: &str, report: &Report, log: &Log) {
     let name = format!("{id}.json");
@@ -238,7 +242,9 @@ fn write_report(dir: &Path, id: &str, report: &Report, log: &Log) {
         .map_err(|e| e.to_string())
         .and_then(|bytes| {
             let store = Store::open(dir).map_err(|e| e.to_string())?;
-            store.write(&name, &bytes).map_err(|e| e.to_string())
+            let written = store.write(&name, &bytes).map_err(|e| e.to_string());
+            store.prune(".json", MAX_REPORTS, |n| !n.starts_with("host-"));
+            written
         });
     if let Err(e) = result {
         log.write(

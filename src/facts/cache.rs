@@ -118,37 +118,13 @@ pub fn host_facts(
         if let Err(e) = store.write(&name, &bytes) {
             log::debug!("cannot write the host-facts cache: {e}");
         }
-        prune(&store);
+        store.prune(".json", MAX_ENTRIES, |n| n.starts_with("host-facts-"));
     }
     Ok(entry.host)
 }
 
 /// Entries kept at most: one per host root and request, and a node has few of those.
 const MAX_ENTRIES: usize = 32;
-
-/// Removes the least recently written entries beyond [`MAX_ENTRIES`].
-fn prune(store: &Store) {
-    let Ok(listing) = std::fs::read_dir(store.path()) else {
-        return;
-    };
-    let mut entries: Vec<(std::time::SystemTime, String)> = listing
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("host-facts-")
-                .then_some(())
-                .and_then(|()| Some((e.metadata().ok()?.modified().ok()?, name)))
-        })
-        .collect();
-    if entries.len() <= MAX_ENTRIES {
-        return;
-    }
-    entries.sort();
-    let excess = entries.len() - MAX_ENTRIES;
-    for (_, name) in entries.into_iter().take(excess) {
-        let _ = store.remove(&name);
-    }
-}
 
 fn load(store: &Store, name: &str, key: &str, root: &Path) -> Option<HostFacts> {
     let bytes = store.read(name, MAX_ENTRY).ok()??;

@@ -196,6 +196,46 @@ impl Store {
         Ok(Some(bytes))
     }
 
+    /// Keeps the `keep` most recently written files whose names end with `suffix` (and
+    /// pass `also`), removing the older ones: what accumulates (reports of refused
+    /// containers, of starts whose runtime never called `poststop`) stays bounded.
+    pub fn prune(&self, suffix: &str, keep: usize, also: impl Fn(&str) -> bool) {
+        let Ok(readable) = openat(
+            self.dir.as_fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return;
+        };
+        let Ok(mut listing) = nix::dir::Dir::from_fd(readable) else {
+            return;
+        };
+        let mut found: Vec<(i64, i64, String)> = Vec::new();
+        for entry in listing.iter().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(suffix) || check_name(&name).is_err() || !also(&name) {
+                continue;
+            }
+            let Ok(st) = nix::sys::stat::fstatat(
+                self.dir.as_fd(),
+                name.as_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) else {
+                continue;
+            };
+            found.push((st.st_mtime, st.st_mtime_nsec, name));
+        }
+        if found.len() <= keep {
+            return;
+        }
+        found.sort();
+        let excess = found.len() - keep;
+        for (_, _, name) in found.into_iter().take(excess) {
+            let _ = self.remove(&name);
+        }
+    }
+
     /// Removes `name` (whatever it is, a symlink included, never what it points to).
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
         check_name(name)?;

@@ -97,3 +97,40 @@ fn large_and_special_files_are_not_read() {
     ));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn pruning_keeps_the_newest() {
+    let base = scratch("prune");
+    let store = Store::open(&base.join("store")).unwrap();
+    for i in 0..5 {
+        store.write(&format!("c{i}.json"), b"{}").unwrap();
+        // Distinct modification times, oldest first.
+        let t = nix::sys::time::TimeSpec::new(1_000_000 + i, 0);
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &store.file_path(&format!("c{i}.json")),
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+    }
+    store.write("host-facts-1.json", b"{}").unwrap();
+    store.write("keep.ld.so.cache", b"x").unwrap();
+    store.prune(".json", 2, |n| !n.starts_with("host-"));
+    let mut left: Vec<String> = std::fs::read_dir(store.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "c3.json",
+            "c4.json",
+            "host-facts-1.json",
+            "keep.ld.so.cache"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
