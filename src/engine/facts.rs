@@ -40,6 +40,9 @@ pub struct ContainerFacts {
     /// Libraries of the closure whose search ends at a file the loader refuses with an
     /// error ("file too short", "invalid ELF header"): the program stops there.
     pub broken: Vec<BrokenLib>,
+    /// The container's loader cache exists but is beyond what containerspec reads (the
+    /// message says which limit): the loader would use it, so the verdict cannot stand.
+    pub ld_cache_refused: Option<String>,
     /// The MPI library the container uses (its entrypoint's, else the one its loader sees).
     pub mpi: Option<MpiLib>,
     /// What closure objects import from the MPI library.

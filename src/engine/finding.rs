@@ -109,6 +109,8 @@ codes! {
         "glibc's parts are one unit: injecting some of them without the rest breaks the loader";
     LibraryMissing = "library-missing", Error,
         "a needed library resolves to no file after injection";
+    LdCacheTooLarge = "ld-cache-too-large", Error,
+        "the container's loader cache is beyond what containerspec reads (size or entries): what the loader will load cannot be judged";
     LibraryUnloadable = "library-unloadable", Error,
         "the loader's search for a library the program needs ends at a file it refuses (not ELF, too short): the program cannot start";
     MpiNotFound = "mpi-not-found", Error,
@@ -269,7 +271,7 @@ mod tests {
         for code in Code::all() {
             assert!(seen.insert(*code), "{code} listed twice");
         }
-        assert_eq!(seen.len(), 25);
+        assert_eq!(seen.len(), 26);
     }
 
     #[test]

@@ -346,6 +346,10 @@ fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFact
                 message: b.message.clone(),
             })
             .collect(),
+        ld_cache_refused: loader
+            .cache_refused
+            .then(|| loader.cache_problem.as_ref().map(|p| p.message.clone()))
+            .flatten(),
         cache_entries: loader
             .cache
             .as_ref()

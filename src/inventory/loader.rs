@@ -53,6 +53,9 @@ pub struct Loader<'r> {
     root: &'r RootFs,
     pub cache: Option<LdCache>,
     pub cache_problem: Option<LoaderProblem>,
+    /// The cache exists but is beyond what containerspec reads (its size or its entry
+    /// count): the loader would use it, so nothing can be judged without it.
+    pub cache_refused: bool,
     pub conf_dirs: Vec<String>,
     pub conf_problems: Vec<LoaderProblem>,
     ld_library_path: Vec<String>,
@@ -114,7 +117,7 @@ impl<'r> Loader<'r> {
     /// never counts), `hwcaps` the glibc-hwcaps subdirectories the CPU supports, best
     /// first (`x86-64-v4`, `x86-64-v3`, ...).
     pub fn new(root: &'r RootFs, ld_library_path: Option<&str>, hwcaps: Vec<String>) -> Loader<'r> {
-        let (cache, cache_problem) = read_cache(root);
+        let (cache, cache_problem, cache_refused) = read_cache(root);
         let mut conf_problems = Vec::new();
         let mut conf_dirs = Vec::new();
         read_conf(
@@ -129,6 +132,7 @@ impl<'r> Loader<'r> {
             root,
             cache,
             cache_problem,
+            cache_refused,
             conf_dirs,
             conf_problems,
             ld_library_path,
@@ -506,30 +510,37 @@ fn split_search_path(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn read_cache(root: &RootFs) -> (Option<LdCache>, Option<LoaderProblem>) {
+/// A loader cache larger than this is not read (a large HPC image's is a few MB).
+pub const MAX_CACHE_FILE: u64 = 16 << 20;
+
+/// The cache, or the problem that kept it from being read (and whether that was a limit
+/// of containerspec's rather than a cache the loader itself would ignore).
+fn read_cache(root: &RootFs) -> (Option<LdCache>, Option<LoaderProblem>, bool) {
     const CACHE: &str = "/etc/ld.so.cache";
-    let bytes = match root.read_limited(CACHE, 256 << 20) {
+    let problem = |message: String| LoaderProblem {
+        path: CACHE.into(),
+        message,
+    };
+    let bytes = match root.read_limited(CACHE, MAX_CACHE_FILE) {
         Ok(bytes) => bytes,
-        Err(e) if e.is_not_found() => return (None, None),
+        Err(e) if e.is_not_found() => return (None, None, false),
         Err(e) => {
-            return (
-                None,
-                Some(LoaderProblem {
-                    path: CACHE.into(),
-                    message: e.to_string(),
-                }),
+            let refused = matches!(
+                e,
+                crate::input::rootfs::RootError::Path {
+                    reason: crate::input::rootfs::PathProblem::TooLarge { .. },
+                    ..
+                }
             );
+            return (None, Some(problem(e.to_string())), refused);
         }
     };
     match LdCache::parse(&bytes) {
-        Ok(cache) => (Some(cache), None),
-        Err(e) => (
-            None,
-            Some(LoaderProblem {
-                path: CACHE.into(),
-                message: format!("{CACHE}: {e}"),
-            }),
-        ),
+        Ok(cache) => (Some(cache), None, false),
+        Err(e) => {
+            let refused = matches!(e, crate::ldcache::LdCacheError::TooManyEntries { .. });
+            (None, Some(problem(format!("{CACHE}: {e}"))), refused)
+        }
     }
 }
 

@@ -166,6 +166,9 @@ pub struct LdCache {
 pub enum LdCacheError {
     #[error("empty file")]
     Empty,
+    /// More entries than any real system has: refused before they are read.
+    #[error("{count} entries, more than the {MAX_ENTRIES} containerspec reads")]
+    TooManyEntries { count: u32 },
     #[error("unknown magic")]
     BadMagic,
     #[error("truncated: {0}")]
@@ -398,6 +401,17 @@ fn isa_level_supported(level: u32, host: u32) -> bool {
 
 /// The old format, then a new part at the aligned end of the old table if its magic is
 /// there (glibc then ignores the old entries).
+/// Entries read at most. A distribution's cache lists a few thousand libraries, a large
+/// HPC image some tens of thousands; more is a file made to cost time and memory.
+pub const MAX_ENTRIES: u32 = 100_000;
+
+fn within_limit(nlibs: u32) -> Result<(), LdCacheError> {
+    if nlibs > MAX_ENTRIES {
+        return Err(LdCacheError::TooManyEntries { count: nlibs });
+    }
+    Ok(())
+}
+
 fn parse_old_or_combined(bytes: &[u8]) -> Result<LdCache, LdCacheError> {
     let fits = |n: u32| {
         table_end(OLD_HEADER_SIZE, n, OLD_ENTRY_SIZE).is_some_and(|end| end <= bytes.len())
@@ -408,6 +422,7 @@ fn parse_old_or_combined(bytes: &[u8]) -> Result<LdCache, LdCacheError> {
     let nlibs = reader
         .u32(OLD_NLIBS_AT)
         .ok_or(LdCacheError::Truncated("old-format header"))?;
+    within_limit(nlibs)?;
     let strings_at = table_end(OLD_HEADER_SIZE, nlibs, OLD_ENTRY_SIZE)
         .filter(|end| *end <= bytes.len())
         .ok_or(LdCacheError::Truncated("old-format entry table"))?;
@@ -486,6 +501,7 @@ impl NewSection {
         let nlibs = reader
             .u32_at(start, NEW_NLIBS_AT)
             .ok_or(LdCacheError::Truncated("new-format header"))?;
+        within_limit(nlibs)?;
         table_end(header_end, nlibs, NEW_ENTRY_SIZE)
             .filter(|end| *end <= bytes.len())
             .ok_or(LdCacheError::Truncated("new-format entry table"))?;

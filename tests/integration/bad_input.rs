@@ -262,3 +262,60 @@ fn unreadable_files() {
     let messages = inv["findings"].to_string();
     assert!(messages.contains("permission denied"), "{messages}");
 }
+
+/// A loader cache made to cost time and memory (too large a file, too many entries) is
+/// refused before it is read, and the verdict says it cannot judge: never compatible.
+#[test]
+fn oversized_loader_caches_are_refused_with_a_verdict() {
+    use containerspec::ldcache::write::{NewEntry, write};
+    let many: Vec<NewEntry> = (0..=containerspec::ldcache::MAX_ENTRIES)
+        .map(|i| NewEntry {
+            soname: format!("libx{i}.so.1"),
+            path: format!("/usr/lib/libx{i}.so.1"),
+            flags: 0x0303,
+            hwcaps: None,
+        })
+        .collect();
+    let too_many = write(&many).unwrap();
+    let cases: [(&str, Box<dyn Fn(&Path)>, &str); 2] = [
+        (
+            "file",
+            Box::new(|p: &Path| {
+                let f = std::fs::File::create(p).unwrap();
+                f.set_len(17 << 20).unwrap();
+            }),
+            "file too large",
+        ),
+        (
+            "entries",
+            Box::new(|p: &Path| std::fs::write(p, &too_many).unwrap()),
+            "100001 entries",
+        ),
+    ];
+    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}}}"#;
+    for (name, make, said) in cases {
+        let root = mini_root(&format!("big-ldcache-{name}"));
+        make(&root.join("etc/ld.so.cache"));
+        let bundle = bundle_with_config(&root, config);
+        let start = std::time::Instant::now();
+        let out = containerspec(&["check-bundle", bundle.to_str().unwrap(), "--json"]);
+        eprintln!("{name}: judged in {:?}", start.elapsed());
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let finding = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "ld-cache-too-large")
+            .unwrap_or_else(|| panic!("{name}: {report}"));
+        assert!(
+            finding["message"].as_str().unwrap().contains(said),
+            "{name}: {finding}"
+        );
+    }
+}

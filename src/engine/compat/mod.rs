@@ -56,6 +56,19 @@ pub fn check(facts: &Facts, inject: &Inject, sel: &Selection) -> Vec<Finding> {
 /// stops there ("file too short", "invalid ELF header") rather than searching on, so the
 /// program cannot start, whatever the host.
 fn unloadable(facts: &Facts, out: &mut Vec<Finding>) {
+    if let Some(message) = &facts.container.ld_cache_refused {
+        out.push(
+            Finding::new(
+                Code::LdCacheTooLarge,
+                format!(
+                    "{message}: the loader would use this cache, and without reading it \
+                     what the container loads cannot be judged"
+                ),
+            )
+            .objects(["/etc/ld.so.cache"])
+            .hint("regenerate the image's cache with ldconfig (a real one is a few MB at most)"),
+        );
+    }
     for b in &facts.container.broken {
         out.push(
             Finding::new(
