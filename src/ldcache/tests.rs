@@ -422,14 +422,28 @@ fn truncated_new_entries_message() {
 
 #[test]
 fn huge_counts_are_rejected() {
+    // Beyond the limit: refused from the header, before anything else is read.
     let mut bytes = new_format(&base_libs(), None);
     bytes[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        LdCache::parse(&bytes),
+        Err(LdCacheError::TooManyEntries { count: u32::MAX })
+    ));
+    // Within the limit but more than the file holds: truncated.
+    let mut bytes = new_format(&base_libs(), None);
+    bytes[20..24].copy_from_slice(&MAX_ENTRIES.to_le_bytes());
     assert!(matches!(
         LdCache::parse(&bytes),
         Err(LdCacheError::Truncated("new-format entry table"))
     ));
     let mut bytes = old_format(&base_libs(), false);
     bytes[12..16].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    assert!(matches!(
+        LdCache::parse(&bytes),
+        Err(LdCacheError::TooManyEntries { .. })
+    ));
+    let mut bytes = old_format(&base_libs(), false);
+    bytes[12..16].copy_from_slice(&MAX_ENTRIES.to_le_bytes());
     assert!(matches!(
         LdCache::parse(&bytes),
         Err(LdCacheError::Truncated("old-format entry table"))

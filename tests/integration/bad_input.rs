@@ -277,7 +277,8 @@ fn oversized_loader_caches_are_refused_with_a_verdict() {
         })
         .collect();
     let too_many = write(&many).unwrap();
-    let cases: [(&str, Box<dyn Fn(&Path)>, &str); 2] = [
+    type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: [(&str, Make, &str); 2] = [
         (
             "file",
             Box::new(|p: &Path| {
