@@ -931,3 +931,102 @@ fn bad_installations_are_named() {
         report["plan"]["env"]
     );
 }
+
+/// One container's label must not steer the next one's verdict: on a host with two MPI
+/// families (MPICH and Open MPI under site prefixes, one host root), containers that
+/// choose only by their `org.supercontainers.mpi` label get the family they ask for,
+/// in turn, while the host facts come from the cache after the first start.
+#[test]
+fn a_label_does_not_steer_the_next_containers_host_facts() {
+    if !crate::util::is_root() {
+        assert!(
+            std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+            "needs root (mount namespaces, overlay)"
+        );
+        crate::skip!("needs root (mount namespaces, overlay)");
+    }
+    let Some(cache) = site_cache() else {
+        return;
+    };
+    let work = crate::util::scratch("two-families");
+    let host = work.join("host");
+    let config = work.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[inject.mpi]\nprefixes = [{MPICH:?}, {OPENMPI:?}]\n"),
+    )
+    .unwrap();
+    // A container with no MPI of its own: only its label can choose.
+    let root = crate::bad_input::mini_root("two-families-container");
+    let mut script = format!(
+        "set -e\nmkdir -p {h} {w}/upper {w}/work\n\
+         mount -t overlay overlay -o lowerdir={a}:{b},upperdir={w}/upper,workdir={w}/work {h}\nset +e\n",
+        h = host.display(),
+        w = work.display(),
+        a = cache.join("hosts/mpich-module").display(),
+        b = cache.join("hosts/openmpi-module").display(),
+    );
+    let order = ["openmpi", "mpich", "openmpi", "mpich"];
+    for (i, label) in order.iter().enumerate() {
+        let bundle = work.join(format!("bundle-{i}"));
+        std::fs::create_dir_all(&bundle).unwrap();
+        let spec = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": root},
+            "process": {"cwd": "/", "args": ["/bin/none"], "user": {"uid": 0, "gid": 0}},
+            "annotations": {"org.supercontainers.inject": "mpi", "org.supercontainers.mpi": label}
+        });
+        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+        script += &format!(
+            "{cs} -vv check-bundle {b} --host-root {h} --config {c} --json > {w}/{i}.json 2> {w}/{i}.err\n",
+            cs = env!("CARGO_BIN_EXE_containerspec"),
+            b = bundle.display(),
+            h = host.display(),
+            c = config.display(),
+            w = work.display(),
+        );
+    }
+    // The verdicts themselves are refusals (the container has no MPI to replace): the
+    // script's own status says only whether the rig worked.
+    script += "exit 0\n";
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, label) in order.iter().enumerate() {
+        let text = std::fs::read_to_string(work.join(format!("{i}.json"))).unwrap();
+        let log = std::fs::read_to_string(work.join(format!("{i}.err"))).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{i}: {e}: {text} {log}"));
+        let chosen = report["host_mpi"]["chosen"].as_str().unwrap_or_default();
+        let family = if *label == "openmpi" {
+            "Open MPI"
+        } else {
+            "MPICH"
+        };
+        assert!(
+            chosen.starts_with(family),
+            "start {i} ({label}): {chosen}; {}",
+            report["host_mpi"]
+        );
+        assert!(
+            report["host_mpi"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("label asks for this family")),
+            "start {i}: {}",
+            report["host_mpi"]
+        );
+        // After the first start, the host facts come from the cache.
+        assert_eq!(
+            log.contains("host facts from the cache"),
+            i > 0,
+            "start {i} ({label}): {log}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
