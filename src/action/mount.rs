@@ -41,6 +41,13 @@ pub enum MountError {
     },
     #[error("{path} (in the rootfs): mount failed: {errno}")]
     Mount { path: String, errno: Errno },
+    /// After all mounts were made, this destination no longer shows the mount made for
+    /// it (a directory renamed during the hook): everything was undone.
+    #[error(
+        "{path} (in the rootfs): after mounting, the path no longer shows the mount made \
+         there (was a directory renamed meanwhile?); every mount was undone"
+    )]
+    Moved { path: String },
 }
 
 /// One mount to make: an opened host source and where it goes inside the rootfs.
@@ -142,7 +149,31 @@ pub fn apply(rootfs: &Path, binds: &[Bind]) -> Result<usize, MountError> {
             }
         }
     }
+    if let Err(e) = verify(root.as_fd(), binds, &made) {
+        undo(&made);
+        return Err(e);
+    }
     Ok(made.len())
+}
+
+/// Checks, once every mount is made, that each destination resolved afresh inside the
+/// rootfs is the mount made for it (the same file on the same device as the mount's
+/// top). A directory renamed out of the way during the hook would leave a mount where
+/// the container does not look, and the job would run on the container's own library.
+fn verify(root: BorrowedFd<'_>, binds: &[Bind], made: &[OwnedFd]) -> Result<(), MountError> {
+    for (bind, top) in binds.iter().zip(made) {
+        let moved = || MountError::Moved {
+            path: bind.destination.clone(),
+        };
+        let at = crate::input::rootfs::open_in_root(root, &bind.destination, OFlag::O_PATH)
+            .map_err(|_| moved())?;
+        let (seen, ours) = (fstat(at.as_fd()), fstat(top.as_fd()));
+        match (seen, ours) {
+            (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {}
+            _ => return Err(moved()),
+        }
+    }
+    Ok(())
 }
 
 /// Detaches the mounts made so far, newest first.
@@ -316,4 +347,71 @@ fn open_nofollow(parent: BorrowedFd<'_>, name: &str, path: &str) -> Result<Owned
 
 fn fd_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mount made and then moved out of the way (its directory renamed, a decoy put
+    /// where it was) is found by the check and undone. Runs in a mount namespace of this
+    /// test's thread alone; needs root.
+    #[test]
+    fn a_mount_moved_out_of_the_way_is_found_and_undone() {
+        if !nix::unistd::Uid::effective().is_root() {
+            assert!(
+                std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+                "needs root (a mount namespace)"
+            );
+            eprintln!("skipping: needs root (a mount namespace)");
+            return;
+        }
+        // This thread only: the mounts below never reach the process's namespace.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        let base =
+            std::env::temp_dir().join(format!("containerspec-verify-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let rootfs = base.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("usr/lib/mpi")).unwrap();
+        std::fs::write(rootfs.join("usr/lib/mpi/libmpi.so.12"), "container's").unwrap();
+        std::fs::write(base.join("host-lib"), "host's").unwrap();
+        let source = base.join("host-lib").display().to_string();
+        let bind = |dest: &str| Bind::open(&source, dest, false).unwrap();
+
+        // In place: the check passes and the host's file shows at the destination.
+        let binds = [bind("/usr/lib/mpi/libmpi.so.12")];
+        assert_eq!(apply(&rootfs, &binds).unwrap(), 1);
+        let shown = rootfs.join("usr/lib/mpi/libmpi.so.12");
+        assert_eq!(std::fs::read_to_string(&shown).unwrap(), "host's");
+        umount2(&shown, MntFlags::MNT_DETACH).unwrap();
+
+        // Moved: mount, rename the directory away, put a decoy where it was: the check
+        // finds the destination is not the mount and undoes it.
+        let root = nix::fcntl::open(
+            &rootfs,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let binds = [bind("/usr/lib/mpi/libmpi.so.12")];
+        let top = mount_one(root.as_fd(), &binds[0]).unwrap();
+        std::fs::rename(rootfs.join("usr/lib/mpi"), rootfs.join("usr/lib/away")).unwrap();
+        std::fs::create_dir_all(rootfs.join("usr/lib/mpi")).unwrap();
+        std::fs::write(&shown, "decoy").unwrap();
+        let made = [top];
+        let err = verify(root.as_fd(), &binds, &made).unwrap_err();
+        assert!(matches!(err, MountError::Moved { .. }), "{err}");
+        undo(&made);
+        let away = rootfs.join("usr/lib/away/libmpi.so.12");
+        assert_eq!(std::fs::read_to_string(away).unwrap(), "container's");
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }
