@@ -136,6 +136,7 @@ fn inject_plan(
     report_dir: &Path,
     log: &Log,
 ) -> Result<(), CliError> {
+    require_sys_admin()?;
     let mut binds = Vec::new();
     for m in &plan.mounts {
         binds.push(
@@ -184,6 +185,27 @@ fn inject_plan(
         ),
     );
     Ok(())
+}
+
+/// Injection clones host mounts (`open_tree`), sets their flags (`mount_setattr`), joins
+/// the container's mount namespace (`setns`) and attaches them (`move_mount`): each needs
+/// CAP_SYS_ADMIN. Without it (a rootless runtime, a capability bounding set without it)
+/// the start is refused, saying so, rather than letting the container run without the
+/// libraries it asked for.
+fn require_sys_admin() -> Result<(), CliError> {
+    use caps::{CapSet, Capability};
+    match caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(action_error(format!(
+            "injection needs CAP_SYS_ADMIN, which this hook does not have (uid {}; a \
+             rootless runtime cannot inject host libraries): refusing the start rather than \
+             running the container without what it asked for",
+            nix::unistd::Uid::effective()
+        ))),
+        Err(e) => Err(action_error(format!(
+            "cannot read this process's capabilities: {e}"
+        ))),
+    }
 }
 
 /// A file of containerspec's directory that goes when this does.

@@ -202,3 +202,53 @@ fn reports_are_never_written_through_a_symlink() {
     );
     assert!(victim.is_file());
 }
+
+#[test]
+fn injection_without_cap_sys_admin_is_refused_saying_why() {
+    if !crate::util::is_root() {
+        assert!(
+            std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+            "needs root (to drop a capability from the bounding set)"
+        );
+        crate::skip!("needs root (to drop a capability from the bounding set)");
+    }
+    // A compatible container asking for injection, the hook run by root without
+    // CAP_SYS_ADMIN (as a rootless runtime or a narrowed bounding set leaves it).
+    let root = mini_root("hook-nocap");
+    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
+    let bundle = bundle_with_config(&root, config);
+    let host = mini_root("hook-nocap-host");
+    let lib = host.join("usr/lib/x86_64-linux-gnu");
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        lib.join("libcuda.so.550.54.14"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+    let toml = host.parent().unwrap().join("c.toml");
+    let reports = host.parent().unwrap().join("reports");
+    std::fs::write(
+        &toml,
+        format!("[host]\nroot = {host:?}\n[report]\ndir = {reports:?}\n"),
+    )
+    .unwrap();
+    let state = format!(r#"{{"id":"nocap","status":"creating","pid":1,"bundle":{bundle:?}}}"#);
+    let mut child = Command::new("setpriv")
+        .args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin"])
+        .arg(env!("CARGO_BIN_EXE_containerspec"))
+        .args(["hook", "createRuntime", "--config", toml.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(state.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert_error(&out, "injection needs CAP_SYS_ADMIN");
+    // The verdict was written; nothing else was left behind.
+    let names: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["nocap.json"]);
+}
