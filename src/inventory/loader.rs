@@ -70,6 +70,8 @@ pub struct Loader<'r> {
     loaded: RefCell<HashMap<String, Rc<Object>>>,
     /// Candidates already probed, by path and wanted class and machine.
     probed: RefCell<HashMap<(String, bool, u16), Probe>>,
+    /// Files the loader stops on, with its error, by path.
+    stops: RefCell<HashMap<String, String>>,
 }
 
 /// What the loader makes of a candidate file (glibc's `open_verify`).
@@ -79,9 +81,9 @@ enum Probe {
     Match,
     /// Passed over (missing, unreadable, another class or machine): the search goes on.
     Skip,
-    /// The search ends here and the loader stops with this error ("file too short",
-    /// "invalid ELF header"): a program that needs it cannot start.
-    Fatal(String),
+    /// The search ends here and the loader stops with an error ("file too short",
+    /// "invalid ELF header", kept in `stops`): a program that needs it cannot start.
+    Fatal,
 }
 
 /// The closure of an object's dependencies, in load order (breadth first, as ld.so).
@@ -141,6 +143,7 @@ impl<'r> Loader<'r> {
             listings: RefCell::default(),
             loaded: RefCell::default(),
             probed: RefCell::default(),
+            stops: RefCell::default(),
         }
     }
 
@@ -318,13 +321,7 @@ impl<'r> Loader<'r> {
     /// The loader's error for a file it stops on, where `path` is one (it is reported
     /// with the loader's problems already).
     pub fn stops_at(&self, path: &str) -> Option<String> {
-        self.probed
-            .borrow()
-            .iter()
-            .find_map(|((p, _, _), probe)| match probe {
-                Probe::Fatal(message) if p == path => Some(message.clone()),
-                _ => None,
-            })
+        self.stops.borrow().get(path).cloned()
     }
 
     /// glibc's `open_verify`: a file shorter than an ELF header or without the ELF magic
@@ -369,7 +366,10 @@ impl<'r> Loader<'r> {
     fn stop(&self, path: &str, error: &str) -> Probe {
         let message = format!("{path}: {error} (the loader stops here)");
         self.skip(path, message.clone());
-        Probe::Fatal(message)
+        self.stops
+            .borrow_mut()
+            .insert(path.to_string(), message.clone());
+        Probe::Fatal
     }
 
     /// False when the directory of `path` has no entry of that name (or does not exist).

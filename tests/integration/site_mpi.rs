@@ -938,12 +938,8 @@ fn bad_installations_are_named() {
 /// in turn, while the host facts come from the cache after the first start.
 #[test]
 fn a_label_does_not_steer_the_next_containers_host_facts() {
-    if !crate::util::is_root() {
-        assert!(
-            std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
-            "needs root (mount namespaces, overlay)"
-        );
-        crate::skip!("needs root (mount namespaces, overlay)");
+    if !crate::util::root_or_skip("mount namespaces, overlay") {
+        return;
     }
     let Some(cache) = site_cache() else {
         return;

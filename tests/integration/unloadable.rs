@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::inject_pairs::PROGRAM;
-use crate::util::{cached_rootfs, is_root, scratch};
+use crate::util::{cached_rootfs, scratch};
 
 /// Runs, in a private mount namespace over an overlay of `rootfs` whose libmpich.so.12
 /// points at a file of `content`: check-bundle (JSON) and then the program in a chroot.
@@ -57,12 +57,8 @@ fn judge_and_run(work: &Path, rootfs: &Path, content: &str) -> (String, i32, Str
 
 #[test]
 fn a_library_the_loader_refuses_is_named_and_the_real_run_agrees() {
-    if !is_root() {
-        assert!(
-            std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
-            "needs root (mount namespaces, overlay)"
-        );
-        crate::skip!("needs root (mount namespaces, overlay)");
+    if !crate::util::root_or_skip("mount namespaces, overlay") {
+        return;
     }
     let Some(rootfs) = cached_rootfs("bookworm-mpich") else {
         return;

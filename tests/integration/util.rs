@@ -184,6 +184,20 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
+/// True as root; otherwise says why the test does not run and returns false. With
+/// CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI, which runs as root) not being root fails instead.
+pub fn root_or_skip(why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+        "needs root ({why})"
+    );
+    eprintln!("skipping: needs root ({why})");
+    false
+}
+
 #[test]
 fn upstream_versions() {
     assert_eq!(upstream_version("4.3.0+really4.2.1-1"), "4.2.1");

@@ -56,6 +56,12 @@ pub enum PathProblem {
     NotFound,
     #[error("too many levels of symbolic links")]
     Loop,
+    /// A walk met a directory it had entered already (a cycle in an image, or one
+    /// directory listed under two names).
+    #[error("a directory already walked (a cycle, or one directory listed twice)")]
+    Revisited,
+    #[error("directories nested deeper than {limit}")]
+    TooDeep { limit: usize },
     #[error("a path component is not a directory")]
     NotADirectory,
     #[error("not a regular file")]
@@ -77,7 +83,8 @@ impl PathProblem {
         use nix::errno::Errno;
         match self {
             PathProblem::NotFound => Errno::ENOENT,
-            PathProblem::Loop => Errno::ELOOP,
+            PathProblem::Loop | PathProblem::Revisited => Errno::ELOOP,
+            PathProblem::TooDeep { .. } => Errno::ELOOP,
             PathProblem::NotADirectory => Errno::ENOTDIR,
             PathProblem::NotARegularFile => Errno::EINVAL,
             PathProblem::PermissionDenied => Errno::EACCES,

@@ -157,14 +157,21 @@ pub(super) fn walk_files<T: Tree>(
             match kind {
                 EntryKind::Dir if skip_dirs.contains(&child.as_str()) => {}
                 EntryKind::Dir if depth + 1 >= MAX_WALK_DEPTH => {
-                    visit(&child, Err(PathProblem::Loop));
+                    visit(
+                        &child,
+                        Err(PathProblem::TooDeep {
+                            limit: MAX_WALK_DEPTH,
+                        }),
+                    );
                 }
                 // The entry may have been swapped since the listing: only a directory is
                 // walked into.
                 EntryKind::Dir => match tree.enter(&dir, &name, &handle) {
                     Ok(node) => match tree.dir_id(&node) {
                         // Entered already: a cycle, or a directory listed twice.
-                        Some(id) if !entered.insert(id) => visit(&child, Err(PathProblem::Loop)),
+                        Some(id) if !entered.insert(id) => {
+                            visit(&child, Err(PathProblem::Revisited))
+                        }
                         _ => todo.push((child, node, depth + 1)),
                     },
                     Err(PathProblem::NotADirectory | PathProblem::Loop) => {}
@@ -310,11 +317,46 @@ mod tests {
         let (mut files, mut loops) = (Vec::new(), Vec::new());
         walk_files(&tree, String::new(), "/", &[], &mut |p, f| match f {
             Ok(_) => files.push(p.to_string()),
-            Err(PathProblem::Loop) => loops.push(p.to_string()),
+            Err(PathProblem::Revisited) => loops.push(p.to_string()),
             Err(e) => panic!("{p}: {e}"),
         });
         loops.sort();
         assert_eq!(files, ["/a/f"]);
         assert_eq!(loops, ["/a/self", "/a/twin", "/b"]);
+    }
+
+    #[test]
+    fn the_walk_stops_at_its_depth_limit() {
+        // 300 nested directories, a file at the bottom: the walk stops at the limit,
+        // says so once, and never reaches the file.
+        let mut paths = Vec::new();
+        let mut path = String::new();
+        for _ in 0..300 {
+            path.push_str("/d");
+            paths.push(path.clone());
+        }
+        let file = format!("{path}/f");
+        let leaked: Vec<&'static str> = paths
+            .into_iter()
+            .chain([file])
+            .map(|p| &*Box::leak(p.into_boxed_str()))
+            .collect();
+        let last = leaked.len() - 1;
+        let tree = Mem(leaked
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, if i == last { Entry::File } else { Entry::Dir }))
+            .collect());
+        let mut seen = Vec::new();
+        walk_files(&tree, String::new(), "/", &[], &mut |p, f| {
+            seen.push((p.len(), f.map(|_| ()).map_err(|e| e.to_string())))
+        });
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let (len, result) = &seen[0];
+        assert_eq!(*len, 2 * MAX_WALK_DEPTH);
+        assert_eq!(
+            result,
+            &Err(format!("directories nested deeper than {MAX_WALK_DEPTH}"))
+        );
     }
 }
