@@ -4,4 +4,5 @@
 
 pub mod apptainer;
 pub mod mount;
+pub mod mountinfo;
 pub mod namespace;

@@ -48,6 +48,16 @@ pub enum MountError {
          there (was a directory renamed meanwhile?); every mount was undone"
     )]
     Moved { path: String },
+    /// The mount under the destination is shared: a mount made there would propagate to
+    /// its peers, possibly in the host's namespace.
+    #[error(
+        "{path} (in the rootfs): lies on {mount_point}, a shared mount: a mount made there \
+         would propagate to other mount namespaces (the host's among them); refusing to \
+         mount (make the container's rootfs propagation slave or private, runc's default)"
+    )]
+    Shared { path: String, mount_point: String },
+    #[error("{path} (in the rootfs): cannot tell which mount it lies on: {errno}")]
+    MountTable { path: String, errno: Errno },
 }
 
 /// One mount to make: an opened host source and where it goes inside the rootfs.
@@ -189,6 +199,7 @@ fn mount_one(root: BorrowedFd<'_>, bind: &Bind) -> Result<OwnedFd, MountError> {
     let (parent, name) = ensure_parent(root, &bind.destination)?;
     ensure_target(parent.as_fd(), &name, bind)?;
     let target = open_nofollow(parent.as_fd(), &name, &bind.destination)?;
+    refuse_shared(target.as_fd(), &bind.destination)?;
     move_mount_to(bind.source.as_fd(), target.as_fd()).map_err(|errno| MountError::Mount {
         path: bind.destination.clone(),
         errno,
@@ -196,6 +207,30 @@ fn mount_one(root: BorrowedFd<'_>, bind: &Bind) -> Result<OwnedFd, MountError> {
     // The descriptor opened before the move names the covered file; open again to hold
     // the new mount's top (for undoing it).
     open_nofollow(parent.as_fd(), &name, &bind.destination)
+}
+
+/// A mount attached at `target` joins the propagation of the mount `target` lies on: on
+/// a shared mount it would be copied to every peer, and a peer can be in the host's
+/// namespace (a rootfs with `shared` propagation). Such a destination is refused.
+fn refuse_shared(target: BorrowedFd<'_>, destination: &str) -> Result<(), MountError> {
+    let table_error = |errno| MountError::MountTable {
+        path: destination.into(),
+        errno,
+    };
+    let id = super::mountinfo::mount_id(target).map_err(table_error)?;
+    let table = super::mountinfo::read()
+        .map_err(|e| table_error(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    let entry = table
+        .iter()
+        .find(|m| m.id == id)
+        .ok_or(table_error(Errno::ENOENT))?;
+    if entry.is_shared() {
+        return Err(MountError::Shared {
+            path: destination.into(),
+            mount_point: entry.mount_point.display().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Resolves (creating what is missing) the destination's parent directory inside the
@@ -412,6 +447,89 @@ mod tests {
         undo(&made);
         let away = rootfs.join("usr/lib/away/libmpi.so.12");
         assert_eq!(std::fs::read_to_string(away).unwrap(), "container's");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// A rootfs on a shared mount: a mount made in it would propagate to the mount's
+    /// peers (here a second view of the same tmpfs, standing for the host's). Refused,
+    /// and the peer never shows a mount. Runs in a mount namespace of this test's thread
+    /// alone; needs root.
+    #[test]
+    fn a_destination_on_a_shared_mount_is_refused() {
+        use nix::mount::{MsFlags, mount};
+        if !nix::unistd::Uid::effective().is_root() {
+            assert!(
+                std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+                "needs root (a mount namespace)"
+            );
+            eprintln!("skipping: needs root (a mount namespace)");
+            return;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        let base =
+            std::env::temp_dir().join(format!("containerspec-shared-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (rootfs, peer) = (base.join("rootfs"), base.join("peer"));
+        std::fs::create_dir_all(&rootfs).unwrap();
+        std::fs::create_dir_all(&peer).unwrap();
+        mount(
+            Some("tmpfs"),
+            &rootfs,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        mount(
+            None::<&str>,
+            &rootfs,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+        mount(
+            Some(&rootfs),
+            &peer,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        std::fs::create_dir_all(rootfs.join("usr/lib")).unwrap();
+        std::fs::write(rootfs.join("usr/lib/libmpi.so.12"), "container's").unwrap();
+        std::fs::write(base.join("host-lib"), "host's").unwrap();
+        let source = base.join("host-lib").display().to_string();
+        let binds = [Bind::open(&source, "/usr/lib/libmpi.so.12", false).unwrap()];
+        let err = apply(&rootfs, &binds).unwrap_err();
+        assert!(matches!(err, MountError::Shared { .. }), "{err}");
+        let seen = std::fs::read_to_string(peer.join("usr/lib/libmpi.so.12")).unwrap();
+        assert_eq!(seen, "container's");
+        // The same rootfs made private takes the mount, and the peer does not see it.
+        mount(
+            None::<&str>,
+            &rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        assert_eq!(apply(&rootfs, &binds).unwrap(), 1);
+        let shown = std::fs::read_to_string(rootfs.join("usr/lib/libmpi.so.12")).unwrap();
+        assert_eq!(shown, "host's");
+        let seen = std::fs::read_to_string(peer.join("usr/lib/libmpi.so.12")).unwrap();
+        assert_eq!(seen, "container's");
+        let _ = umount2(&rootfs.join("usr/lib/libmpi.so.12"), MntFlags::MNT_DETACH);
+        let _ = umount2(&peer, MntFlags::MNT_DETACH);
+        let _ = umount2(&rootfs, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::action::mount::{Bind, apply};
-use crate::action::namespace::{enter_mount_namespace, inside_container_namespace};
+use crate::action::namespace::{Entered, enter_container_namespace, inside_container_namespace};
 use crate::config::Config;
 use crate::engine::plan::{LD_CACHE, Plan};
 use crate::engine::report::{Report, Verdict};
@@ -159,28 +159,25 @@ fn inject_plan(
         _cache = Some(Written { store, name });
         binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
     }
-    let joined = if inside_container_namespace(bundle.rootfs.path()) {
-        false
-    } else {
-        enter_mount_namespace(state.container_pid()).map_err(action_error)?;
-        if !inside_container_namespace(bundle.rootfs.path()) {
-            return Err(action_error(format!(
-                "{}: the container's /proc is not mounted in this mount namespace: refusing to mount",
-                bundle.rootfs.display()
-            )));
-        }
-        true
-    };
+    let entered = enter_container_namespace(bundle.mount_namespace.as_ref(), state.container_pid())
+        .map_err(action_error)?;
+    // The runtime mounts the container's /proc into the rootfs in the namespace it made
+    // for it: its absence here means the rootfs is not set up where the hook stands.
+    if !inside_container_namespace(bundle.rootfs.path()) {
+        return Err(action_error(format!(
+            "{}: the container's /proc is not mounted in its mount namespace: refusing to mount",
+            bundle.rootfs.display()
+        )));
+    }
     let count = apply(bundle.rootfs.path(), &binds).map_err(action_error)?;
     log.write(
         log::Level::Info,
         &format!(
             "injected: {count} mounts into {} ({})",
             bundle.rootfs.display(),
-            if joined {
-                "joined the container's mount namespace"
-            } else {
-                "already in the container's mount namespace"
+            match entered {
+                Entered::Joined => "joined the container's mount namespace",
+                Entered::Inside => "already in the container's mount namespace",
             }
         ),
     );

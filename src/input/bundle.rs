@@ -4,9 +4,9 @@
 //! runtime (host side); the rootfs they point at belongs to the image and is only ever
 //! read through [`RootFs`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::rootfs::{RootError, RootFs};
 use super::target::{ProcessSpec, Target};
@@ -68,7 +68,40 @@ pub fn load(dir: impl AsRef<Path>) -> Result<Target, BundleError> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    Ok(Target::from_bundle(dir, rootfs, process, annotations))
+    let mount_namespace = mount_namespace(&spec);
+    Ok(Target::from_bundle(
+        dir,
+        rootfs,
+        process,
+        annotations,
+        mount_namespace,
+    ))
+}
+
+/// What `linux.namespaces` says of the container's mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountNamespace {
+    /// A `mount` entry without a path: the runtime makes a new namespace for the container.
+    New,
+    /// A `mount` entry with a path: the container joins that existing namespace.
+    Join(PathBuf),
+    /// No `mount` entry (or no `linux` section): the container shares the runtime's.
+    Shared,
+}
+
+fn mount_namespace(spec: &Spec) -> MountNamespace {
+    let entry = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|all| all.iter().find(|n| n.typ() == LinuxNamespaceType::Mount));
+    match entry {
+        None => MountNamespace::Shared,
+        Some(n) => match n.path() {
+            Some(path) if !path.as_os_str().is_empty() => MountNamespace::Join(path.clone()),
+            _ => MountNamespace::New,
+        },
+    }
 }
 
 /// True when `dir` looks like a bundle (has a `config.json`) rather than a bare rootfs.
@@ -105,5 +138,31 @@ fn process_spec(process: &oci_spec::runtime::Process) -> ProcessSpec {
         args: process.args().clone().unwrap_or_default(),
         env: process.env().clone().unwrap_or_default(),
         cwd: process.cwd().display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(linux: &str) -> MountNamespace {
+        let text = format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}}{linux}}}"#);
+        mount_namespace(&serde_json::from_str::<Spec>(&text).unwrap())
+    }
+
+    #[test]
+    fn what_config_json_says_of_the_mount_namespace() {
+        let new = r#","linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}"#;
+        assert_eq!(of(new), MountNamespace::New);
+        let empty_path = r#","linux":{"namespaces":[{"type":"mount","path":""}]}"#;
+        assert_eq!(of(empty_path), MountNamespace::New);
+        let join = r#","linux":{"namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"}]}"#;
+        assert_eq!(
+            of(join),
+            MountNamespace::Join(PathBuf::from("/proc/1/ns/mnt"))
+        );
+        let no_mount = r#","linux":{"namespaces":[{"type":"network"}]}"#;
+        assert_eq!(of(no_mount), MountNamespace::Shared);
+        assert_eq!(of(""), MountNamespace::Shared);
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::bundle::{self, BundleError};
+use super::bundle::{self, BundleError, MountNamespace};
 use super::image::{Image, ImageError, ImageForm};
 use super::rootfs::{RootError, RootFs};
 
@@ -47,6 +47,9 @@ pub struct Target {
     pub process: Option<ProcessSpec>,
     /// A bundle's annotations or an image's labels, sorted by key.
     pub annotations: BTreeMap<String, String>,
+    /// A bundle's mount namespace as `config.json` asks for it (None for other forms):
+    /// the hook mounts only into a namespace the runtime made for the container.
+    pub mount_namespace: Option<MountNamespace>,
     /// The environment an image sets (its command, when one is given, runs in it).
     image_env: Vec<String>,
 }
@@ -125,6 +128,7 @@ impl Target {
             rootfs,
             process: None,
             annotations: BTreeMap::new(),
+            mount_namespace: None,
             image_env: Vec::new(),
         })
     }
@@ -144,6 +148,7 @@ impl Target {
             rootfs: image.root,
             process: None,
             annotations: image.labels,
+            mount_namespace: None,
             image_env: image.env,
         })
     }
@@ -154,6 +159,7 @@ impl Target {
         rootfs: RootFs,
         process: ProcessSpec,
         annotations: BTreeMap<String, String>,
+        mount_namespace: MountNamespace,
     ) -> Target {
         Target {
             path: dir,
@@ -161,6 +167,7 @@ impl Target {
             rootfs,
             process: Some(process),
             annotations,
+            mount_namespace: Some(mount_namespace),
             image_env: Vec::new(),
         }
     }

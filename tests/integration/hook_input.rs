@@ -66,7 +66,7 @@ fn no_pid_and_not_inside_the_container_means_no_mount() {
     // A compatible container asking for injection, but a state without a pid, from the
     // host's namespace: the hook must refuse rather than mount in the host's namespace.
     let root = mini_root("hook-nopid");
-    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
+    let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"}]},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
     let bundle = bundle_with_config(&root, config);
     let host = mini_root("hook-nopid-host");
     let lib = host.join("usr/lib/x86_64-linux-gnu");

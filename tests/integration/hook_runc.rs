@@ -24,6 +24,10 @@ struct Case {
     annotations: serde_json::Value,
     env: Vec<String>,
     config_toml: Option<String>,
+    /// Shell commands run in the runtime's namespace once the rootfs is mounted.
+    after_mount: String,
+    /// Changes to config.json beyond the test's defaults (given the test's directory).
+    edit: fn(&mut serde_json::Value, &Path),
 }
 
 impl Case {
@@ -34,7 +38,14 @@ impl Case {
             annotations: serde_json::json!({"org.supercontainers.inject": "mpi"}),
             env: vec!["PATH=/usr/bin:/bin".into()],
             config_toml: None,
+            after_mount: String::new(),
+            edit: |_, _| {},
         }
+    }
+
+    /// The runtime's namespace's mount table when runc had finished (see [`Case::run`]).
+    fn runtime_mounts(&self) -> String {
+        std::fs::read_to_string(self.dir.join("runtime-mountinfo")).unwrap_or_default()
     }
 
     fn report_dir(&self) -> PathBuf {
@@ -80,13 +91,17 @@ impl Case {
             "args": ["containerspec", "hook", self.stage, "--config", config, "--log-file", self.dir.join("hook.log")],
         }]);
         c["hooks"] = serde_json::json!({ self.stage: hook });
+        (self.edit)(&mut c, &self.dir);
         std::fs::write(bundle.join("config.json"), c.to_string()).unwrap();
         let d = self.dir.display();
         let script = format!(
             "set -e\nmkdir -p {d}/upper {d}/work\n{upper_setup}\n\
              mount -t overlay overlay -o lowerdir={},upperdir={d}/upper,workdir={d}/work {d}/bundle/rootfs\n\
-             cd {d}/bundle\nexec timeout 120 runc --root {d}/runc run hooktest-{}\n",
+             {}\n\
+             cd {d}/bundle\nrc=0; timeout 120 runc --root {d}/runc run hooktest-{} || rc=$?\n\
+             cat /proc/self/mountinfo > {d}/runtime-mountinfo\nexit $rc\n",
             rootfs.display(),
+            self.after_mount,
             std::process::id()
         );
         Command::new("unshare")
@@ -348,4 +363,106 @@ fn site_installations_under_a_prefix() {
             "{name}: the host's mount table changed"
         );
     }
+}
+
+/// The mount points below the test's rootfs in the runtime's namespace, once runc is done.
+fn runtime_mounts_below_rootfs(case: &Case) -> Vec<String> {
+    let rootfs = format!("{}/bundle/rootfs/", case.dir.display());
+    case.runtime_mounts()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&rootfs))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_rootfs_with_proc_mounted_in_the_runtimes_namespace_is_injected_in_the_containers_only() {
+    if !hook_prerequisites(&["runc"]) {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    // A build root with /proc mounted on the host, run as a container: the rootfs's /proc
+    // being a mount point proves nothing about where the hook stands.
+    for stage in ["createRuntime", "createContainer"] {
+        let before = mountinfo();
+        let mut case = Case::new(&format!("runc-outer-proc-{stage}"));
+        case.stage = stage;
+        case.after_mount = format!(
+            "mount -t proc proc {}/bundle/rootfs/proc",
+            case.dir.display()
+        );
+        let out = case.run(&trixie, "");
+        assert!(
+            out.status.success()
+                && reports_mpich(&String::from_utf8_lossy(&out.stdout), &host_mpich()),
+            "{stage}: the container should report the host's MPICH {}:\n{}",
+            host_mpich(),
+            show(&out)
+        );
+        let outside = runtime_mounts_below_rootfs(&case);
+        let proc_dir = format!("{}/bundle/rootfs/proc", case.dir.display());
+        assert_eq!(
+            outside,
+            [proc_dir],
+            "{stage}: the runtime's namespace got mounts in the rootfs"
+        );
+        assert_eq!(
+            mountinfo(),
+            before,
+            "{stage}: the host's mount table changed"
+        );
+    }
+}
+
+#[test]
+fn a_mount_point_on_a_shared_volume_is_refused_before_any_mount() {
+    if !hook_prerequisites(&["runc"]) {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    // The container's /etc is a volume with shared propagation both ways (Kubernetes'
+    // "Bidirectional" volumes are made so): the loader cache mounted there would appear
+    // in the runtime's namespace, on the volume's source, for every process that reads it.
+    let before = mountinfo();
+    let mut case = Case::new("runc-shared");
+    let d = case.dir.display();
+    case.after_mount = format!(
+        "mkdir -p {d}/etc-vol && cp -a {d}/bundle/rootfs/etc/. {d}/etc-vol/\n\
+         mount --bind {d}/etc-vol {d}/etc-vol && mount --make-shared {d}/etc-vol"
+    );
+    case.edit = |c, dir| {
+        let volume = serde_json::json!({
+            "destination": "/etc",
+            "type": "bind",
+            "source": dir.join("etc-vol"),
+            "options": ["rbind", "rshared"],
+        });
+        c["mounts"].as_array_mut().unwrap().push(volume);
+        // runc's default (rslave) would make the container's copy a receiver only.
+        c["linux"]["rootfsPropagation"] = "shared".into();
+    };
+    let out = case.run(&trixie, "");
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a shared mount"),
+        "{}",
+        show(&out)
+    );
+    let leaked: Vec<String> = case
+        .runtime_mounts()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.ends_with("/ld.so.cache") || m.contains("x86_64-linux-gnu"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the hook's mounts reached the runtime's namespace: {leaked:?}"
+    );
+    assert_eq!(mountinfo(), before);
 }

@@ -12,6 +12,7 @@ mod elf;
 mod entrypoint;
 mod fixtures;
 mod hook_input;
+mod hook_namespace;
 mod hook_podman;
 mod hook_runc;
 mod host;
