@@ -17,7 +17,7 @@ use crate::inventory::elf::{ElfClass, dynamic_symbols};
 use crate::inventory::gather::{Gathered, Request, gather_with_closure};
 use crate::inventory::libfacts::{lib_of, mpi_lib, parent};
 use crate::inventory::loader::{Closure, FoundVia, Loader};
-use crate::inventory::model::Inventory;
+use crate::inventory::model::{FileCode, FileFinding, Inventory};
 use crate::inventory::mpi::{self, is_mpi_family};
 use crate::inventory::mpi_host::{self, DiscoverError, Sources};
 use crate::inventory::object::Object;
@@ -321,7 +321,7 @@ fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFact
     // The loader that resolved the entrypoint: the same LD_LIBRARY_PATH, cache and
     // objects already parsed serve the checks that depend on the host.
     let Gathered {
-        inventory,
+        mut inventory,
         closure,
         loader,
     } = gather_with_closure(root, &request);
@@ -359,7 +359,7 @@ fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFact
         env,
         ..Default::default()
     };
-    mpi_side(root, &closure, &inventory, &mut facts);
+    mpi_side(root, &closure, &mut inventory, &mut facts);
     facts.inventory = Some(inventory);
     (facts, loader)
 }
@@ -377,7 +377,12 @@ fn with_host(root: &RootFs, loader: &Loader, host: &HostFacts, facts: &mut Conta
 
 /// The container's MPI library, where each MPI soname resolves, and what the closure
 /// imports from it.
-fn mpi_side(root: &RootFs, closure: &Closure, inventory: &Inventory, facts: &mut ContainerFacts) {
+fn mpi_side(
+    root: &RootFs,
+    closure: &Closure,
+    inventory: &mut Inventory,
+    facts: &mut ContainerFacts,
+) {
     let mut resolved: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (obj, edges) in closure.objects.iter().zip(&closure.edges) {
         for edge in edges.iter().filter(|e| is_mpi_family(&e.soname)) {
@@ -440,12 +445,14 @@ fn mpi_side(root: &RootFs, closure: &Closure, inventory: &Inventory, facts: &mut
         }
     }
     let lib = mpi_lib(root, &obj, install);
-    facts.mpi_imports = imports(closure, &lib);
+    facts.mpi_imports = imports(closure, &lib, &mut inventory.findings);
     facts.mpi = Some(lib);
 }
 
-/// Undefined symbols of the closure's objects that the MPI library defines.
-fn imports(closure: &Closure, mpi: &MpiLib) -> Vec<Import> {
+/// Undefined symbols of the closure's objects that the MPI library defines. An object
+/// whose symbol table cannot be read is a file finding (its imports are unverified),
+/// never an object that imports nothing.
+fn imports(closure: &Closure, mpi: &MpiLib, unread: &mut Vec<FileFinding>) -> Vec<Import> {
     let mut out = Vec::new();
     for obj in &closure.objects {
         if obj.info.soname.as_deref().is_some_and(is_mpi_family)
@@ -453,7 +460,21 @@ fn imports(closure: &Closure, mpi: &MpiLib) -> Vec<Import> {
         {
             continue;
         }
-        for sym in dynamic_symbols(&obj.bytes()).unwrap_or_default() {
+        let symbols = match dynamic_symbols(&obj.bytes()) {
+            Ok(symbols) => symbols,
+            Err(e) => {
+                unread.push(FileFinding {
+                    code: FileCode::MalformedElf,
+                    path: obj.path.clone(),
+                    message: format!(
+                        "{}: {e}: the MPI symbols it imports are not checked",
+                        obj.path
+                    ),
+                });
+                continue;
+            }
+        };
+        for sym in symbols {
             if !sym.defined && mpi.defined_symbols.contains(&sym.name) {
                 out.push(Import {
                     object: obj.path.clone(),

@@ -51,3 +51,14 @@ if [[ $(id -u) -eq 0 ]] && command -v runc >/dev/null; then
 else
   echo "hook benchmark skipped: needs root and runc (tests/rigs/setup.sh)"
 fi
+
+# Worst cases the limits allow (root only: overlay mounts): the largest loader cache and
+# dynamic symbol table the readers accept, in the bookworm MPICH container, against the
+# container as shipped (tests/integration/worst_case.rs).
+if [[ $(id -u) -eq 0 ]]; then
+  echo
+  CONTAINERSPEC_BENCH_ROUNDS="${1:-21}" cargo test --release --locked --quiet --test integration \
+    worst_case_inputs -- --ignored --nocapture 2>&1 | sed -n '/^worst cases/,/^test /p'
+else
+  echo "worst-case benchmark skipped: needs root (overlay mounts)"
+fi

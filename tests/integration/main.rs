@@ -29,3 +29,4 @@ mod sif;
 mod site_mpi;
 mod snapshot;
 mod unloadable;
+mod worst_case;

@@ -27,6 +27,10 @@ const GNU_PROPERTY_X86_ISA_1_NEEDED: u32 = 0xc000_8002;
 const PN_XNUM: u16 = 0xffff;
 /// Longest string `read_symbol_string` returns.
 const MAX_SYMBOL_STRING: usize = 4096;
+/// The most dynamic symbols read from one object. The largest real shared libraries
+/// (PyTorch's, CUDA's, LLVM's) define a few hundred thousand; a table beyond this is
+/// refused rather than costing the hook seconds and gigabytes.
+pub const MAX_DYNAMIC_SYMBOLS: usize = 1 << 20;
 /// Accounting cost of one output entry on top of its string bytes, so that a
 /// crafted table of many empty names is bounded too.
 const ENTRY_COST: usize = 32;
@@ -805,6 +809,12 @@ impl<'a> Image<'a> {
             ))
         })?;
         let count = self.dynamic_symbol_count(table)?;
+        if count > MAX_DYNAMIC_SYMBOLS {
+            return Err(malformed(format!(
+                "dynamic symbol table at {addr:#x} has {count} entries, more than the \
+                 {MAX_DYNAMIC_SYMBOLS} this reader takes"
+            )));
+        }
         let entry = Sym::size(self.ctx.container);
         if count
             .checked_mul(entry)
