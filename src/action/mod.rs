@@ -6,3 +6,4 @@ pub mod apptainer;
 pub mod mount;
 pub mod mountinfo;
 pub mod namespace;
+pub mod stubs;

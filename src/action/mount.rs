@@ -19,6 +19,8 @@ use nix::fcntl::{OFlag, openat};
 use nix::mount::{MntFlags, umount2};
 use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
 
+use super::stubs::Stubs;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("{path}: cannot open the mount source: {errno}")]
@@ -56,6 +58,17 @@ pub enum MountError {
          mount (make the container's rootfs propagation slave or private, runc's default)"
     )]
     Shared { path: String, mount_point: String },
+    /// The mount point would have to be created on a filesystem that is not the
+    /// rootfs's own nor one of the container's own.
+    #[error(
+        "{path} (in the rootfs): its mount point would be created on {mount_point}, {why}; \
+         refusing to create anything there"
+    )]
+    OutsideRootfs {
+        path: String,
+        mount_point: String,
+        why: &'static str,
+    },
     #[error("{path} (in the rootfs): cannot tell which mount it lies on: {errno}")]
     MountTable { path: String, errno: Errno },
 }
@@ -138,8 +151,10 @@ fn move_mount_to(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Err
     Errno::result(rc).map(drop)
 }
 
-/// Makes every mount under `rootfs` or none: on error, the ones made are undone.
-pub fn apply(rootfs: &Path, binds: &[Bind]) -> Result<usize, MountError> {
+/// Makes every mount under `rootfs` or none: on error, the ones made are undone and the
+/// mount points created for them removed. Mount points are created only where `stubs`
+/// allows, and those created on the rootfs's own filesystem are left recorded there.
+pub fn apply(rootfs: &Path, binds: &[Bind], stubs: &mut Stubs) -> Result<usize, MountError> {
     let root = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -149,18 +164,25 @@ pub fn apply(rootfs: &Path, binds: &[Bind]) -> Result<usize, MountError> {
         rootfs: rootfs.display().to_string(),
         errno,
     })?;
+    stubs.set_root(root.as_fd())?;
     let mut made: Vec<OwnedFd> = Vec::new();
+    let mut result = Ok(());
     for bind in binds {
-        match mount_one(root.as_fd(), bind) {
+        match mount_one(root.as_fd(), bind, stubs) {
             Ok(top) => made.push(top),
             Err(e) => {
-                undo(&made);
-                return Err(e);
+                result = Err(e);
+                break;
             }
         }
     }
-    if let Err(e) = verify(root.as_fd(), binds, &made) {
+    if result.is_ok() {
+        result = verify(root.as_fd(), binds, &made);
+    }
+    if let Err(e) = result {
         undo(&made);
+        super::stubs::remove(root.as_fd(), &stubs.created);
+        stubs.created.clear();
         return Err(e);
     }
     Ok(made.len())
@@ -195,9 +217,9 @@ fn undo(made: &[OwnedFd]) {
     }
 }
 
-fn mount_one(root: BorrowedFd<'_>, bind: &Bind) -> Result<OwnedFd, MountError> {
-    let (parent, name) = ensure_parent(root, &bind.destination)?;
-    ensure_target(parent.as_fd(), &name, bind)?;
+fn mount_one(root: BorrowedFd<'_>, bind: &Bind, stubs: &mut Stubs) -> Result<OwnedFd, MountError> {
+    let (parent, name, dirs) = ensure_parent(root, &bind.destination, stubs)?;
+    ensure_target(parent.as_fd(), &name, bind, stubs, &dirs)?;
     let target = open_nofollow(parent.as_fd(), &name, &bind.destination)?;
     refuse_shared(target.as_fd(), &bind.destination)?;
     move_mount_to(bind.source.as_fd(), target.as_fd()).map_err(|errno| MountError::Mount {
@@ -234,9 +256,14 @@ fn refuse_shared(target: BorrowedFd<'_>, destination: &str) -> Result<(), MountE
 }
 
 /// Resolves (creating what is missing) the destination's parent directory inside the
-/// rootfs, and returns it with the final name. Every lookup starts at the rootfs with
-/// `RESOLVE_IN_ROOT`, so an absolute symlink in the image resolves inside it.
-fn ensure_parent(root: BorrowedFd<'_>, destination: &str) -> Result<(OwnedFd, String), MountError> {
+/// rootfs, and returns it with the final name and the parent's path. Every lookup starts
+/// at the rootfs with `RESOLVE_IN_ROOT`, so an absolute symlink in the image resolves
+/// inside it.
+fn ensure_parent(
+    root: BorrowedFd<'_>,
+    destination: &str,
+    stubs: &mut Stubs,
+) -> Result<(OwnedFd, String, String), MountError> {
     let parts: Vec<&str> = destination
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
@@ -262,17 +289,27 @@ fn ensure_parent(root: BorrowedFd<'_>, destination: &str) -> Result<(OwnedFd, St
             dirs[..depth].join("/")
         };
         match open_in_root(root, &prefix, destination) {
-            Ok(fd) if depth == dirs.len() => return Ok((fd, (*name).to_string())),
-            Ok(fd) => match mkdirat(fd.as_fd(), dirs[depth], Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => depth += 1,
-                Err(errno) => {
-                    return Err(MountError::Target {
-                        path: destination.into(),
-                        what: "cannot create a directory",
-                        errno,
-                    });
+            Ok(fd) if depth == dirs.len() => return Ok((fd, (*name).to_string(), prefix)),
+            Ok(fd) => {
+                let own = stubs.may_create_in(fd.as_fd(), destination)?;
+                match mkdirat(fd.as_fd(), dirs[depth], Mode::from_bits_truncate(0o755)) {
+                    Ok(()) => {
+                        if own {
+                            let path = dirs[..=depth].join("/");
+                            stubs.record(fd.as_fd(), dirs[depth], path, true);
+                        }
+                        depth += 1;
+                    }
+                    Err(Errno::EEXIST) => depth += 1,
+                    Err(errno) => {
+                        return Err(MountError::Target {
+                            path: destination.into(),
+                            what: "cannot create a directory",
+                            errno,
+                        });
+                    }
                 }
-            },
+            }
             Err(MountError::Target {
                 errno: Errno::ENOENT,
                 ..
@@ -304,8 +341,14 @@ fn open_in_root(
     )
 }
 
-/// Creates the target when it is missing and checks its kind.
-fn ensure_target(parent: BorrowedFd<'_>, name: &str, bind: &Bind) -> Result<(), MountError> {
+/// Creates the target when it is missing (where `stubs` allows) and checks its kind.
+fn ensure_target(
+    parent: BorrowedFd<'_>,
+    name: &str,
+    bind: &Bind,
+    stubs: &mut Stubs,
+    parent_path: &str,
+) -> Result<(), MountError> {
     let path = &bind.destination;
     match open_nofollow(parent, name, path) {
         Ok(fd) => return check_kind(fd.as_fd(), bind),
@@ -315,6 +358,7 @@ fn ensure_target(parent: BorrowedFd<'_>, name: &str, bind: &Bind) -> Result<(), 
         }) => {}
         Err(e) => return Err(e),
     }
+    let own = stubs.may_create_in(parent, path)?;
     let created = if bind.directory {
         mkdirat(parent, name, Mode::from_bits_truncate(0o755))
     } else {
@@ -323,7 +367,18 @@ fn ensure_target(parent: BorrowedFd<'_>, name: &str, bind: &Bind) -> Result<(), 
         openat(parent, name, flags, Mode::from_bits_truncate(0o644)).map(drop)
     };
     match created {
-        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Ok(()) => {
+            if own {
+                let at = if parent_path == "." {
+                    name.to_string()
+                } else {
+                    format!("{parent_path}/{name}")
+                };
+                stubs.record(parent, name, at, bind.directory);
+            }
+            Ok(())
+        }
+        Err(Errno::EEXIST) => Ok(()),
         Err(errno) => Err(MountError::Target {
             path: path.clone(),
             what: "cannot create the mount point",
@@ -423,7 +478,7 @@ mod tests {
 
         // In place: the check passes and the host's file shows at the destination.
         let binds = [bind("/usr/lib/mpi/libmpi.so.12")];
-        assert_eq!(apply(&rootfs, &binds).unwrap(), 1);
+        assert_eq!(apply(&rootfs, &binds, &mut Stubs::default()).unwrap(), 1);
         let shown = rootfs.join("usr/lib/mpi/libmpi.so.12");
         assert_eq!(std::fs::read_to_string(&shown).unwrap(), "host's");
         umount2(&shown, MntFlags::MNT_DETACH).unwrap();
@@ -437,7 +492,7 @@ mod tests {
         )
         .unwrap();
         let binds = [bind("/usr/lib/mpi/libmpi.so.12")];
-        let top = mount_one(root.as_fd(), &binds[0]).unwrap();
+        let top = mount_one(root.as_fd(), &binds[0], &mut Stubs::default()).unwrap();
         std::fs::rename(rootfs.join("usr/lib/mpi"), rootfs.join("usr/lib/away")).unwrap();
         std::fs::create_dir_all(rootfs.join("usr/lib/mpi")).unwrap();
         std::fs::write(&shown, "decoy").unwrap();
@@ -509,7 +564,7 @@ mod tests {
         std::fs::write(base.join("host-lib"), "host's").unwrap();
         let source = base.join("host-lib").display().to_string();
         let binds = [Bind::open(&source, "/usr/lib/libmpi.so.12", false).unwrap()];
-        let err = apply(&rootfs, &binds).unwrap_err();
+        let err = apply(&rootfs, &binds, &mut Stubs::default()).unwrap_err();
         assert!(matches!(err, MountError::Shared { .. }), "{err}");
         let seen = std::fs::read_to_string(peer.join("usr/lib/libmpi.so.12")).unwrap();
         assert_eq!(seen, "container's");
@@ -522,7 +577,7 @@ mod tests {
             None::<&str>,
         )
         .unwrap();
-        assert_eq!(apply(&rootfs, &binds).unwrap(), 1);
+        assert_eq!(apply(&rootfs, &binds, &mut Stubs::default()).unwrap(), 1);
         let shown = std::fs::read_to_string(rootfs.join("usr/lib/libmpi.so.12")).unwrap();
         assert_eq!(shown, "host's");
         let seen = std::fs::read_to_string(peer.join("usr/lib/libmpi.so.12")).unwrap();

@@ -15,6 +15,8 @@ const MAX_TABLE: u64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
     pub id: u64,
+    /// The filesystem's device, `major:minor`, the same for every mount of it.
+    pub device: String,
     pub mount_point: PathBuf,
     /// The optional fields: `shared:N`, `master:N`, `propagate_from:N`, `unbindable`.
     pub tags: Vec<String>,
@@ -47,11 +49,13 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     // id parent major:minor root mount-point options [tags...] - fstype source super
     let fields: Vec<&str> = line.split(' ').collect();
     let id = fields.first()?.parse().ok()?;
+    let device = fields.get(2)?.to_string();
     let mount_point = PathBuf::from(unescape(fields.get(4)?));
     let end = fields.iter().position(|f| *f == "-")?;
     let tags = fields.get(6..end)?.iter().map(|t| t.to_string()).collect();
     Some(MountEntry {
         id,
+        device,
         mount_point,
         tags,
     })
@@ -125,7 +129,7 @@ not a mountinfo line
 ";
         let all = parse(text);
         assert_eq!(all.len(), 3);
-        assert_eq!(all[0].id, 22);
+        assert_eq!((all[0].id, all[0].device.as_str()), (22, "0:21"));
         assert!(all[0].is_shared());
         assert_eq!(all[1].mount_point, PathBuf::from("/b c/rootfs"));
         assert_eq!(all[1].tags, ["master:3", "shared:40"]);

@@ -13,6 +13,7 @@ use clap::Args;
 use super::CliError;
 use crate::action::mount::{Bind, apply};
 use crate::action::namespace::{Entered, enter_container_namespace, inside_container_namespace};
+use crate::action::stubs::{Stub, Stubs, outside_devices};
 use crate::config::Config;
 use crate::engine::plan::{LD_CACHE, Plan};
 use crate::engine::report::{Report, Verdict};
@@ -61,6 +62,7 @@ pub fn run(args: &HookArgs) -> Result<u8, CliError> {
     // container's state says it is the poststop call.
     if stage == "poststop" || state.status == "stopped" {
         remove_passed_report(&config.report.dir, &state.id);
+        remove_stubs(&config.report.dir, &state);
         return Ok(0);
     }
     let log = Log {
@@ -159,6 +161,10 @@ fn inject_plan(
         _cache = Some(Written { store, name });
         binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
     }
+    // Read in the runtime's namespace, before any join: what the outside has mounted, and
+    // the directory that records the mount points created in the rootfs.
+    let outside = outside_devices();
+    let records = Store::open(report_dir).ok();
     let entered = enter_container_namespace(bundle.mount_namespace.as_ref(), state.container_pid())
         .map_err(action_error)?;
     // The runtime mounts the container's /proc into the rootfs in the namespace it made
@@ -169,7 +175,12 @@ fn inject_plan(
             bundle.rootfs.display()
         )));
     }
-    let count = apply(bundle.rootfs.path(), &binds).map_err(action_error)?;
+    let mut stubs = Stubs::new(match entered {
+        Entered::Joined => outside,
+        Entered::Inside => None,
+    });
+    let count = apply(bundle.rootfs.path(), &binds, &mut stubs).map_err(action_error)?;
+    record_stubs(records.as_ref(), &state.id, &stubs.created, log);
     log.write(
         log::Level::Info,
         &format!(
@@ -182,6 +193,63 @@ fn inject_plan(
         ),
     );
     Ok(())
+}
+
+/// Keeps the list of the mount points created on the rootfs's own filesystem, for
+/// `poststop` to remove them once the container is gone.
+fn record_stubs(store: Option<&Store>, id: &str, created: &[Stub], log: &Log) {
+    if created.is_empty() {
+        return;
+    }
+    let written = match (store, serde_json::to_vec(created)) {
+        (Some(store), Ok(bytes)) => store
+            .write(&format!("{id}{STUBS}"), &bytes)
+            .map_err(|e| e.to_string()),
+        (None, _) => Err("containerspec's directory cannot be opened".into()),
+        (_, Err(e)) => Err(e.to_string()),
+    };
+    if let Err(e) = written {
+        log.write(
+            log::Level::Warn,
+            &format!(
+                "the {} mount points created in the rootfs cannot be recorded ({e}): they \
+                 stay after the container",
+                created.len()
+            ),
+        );
+    }
+}
+
+/// The record of created mount points: `ID.stubs.json` in containerspec's directory.
+const STUBS: &str = ".stubs.json";
+/// A record larger than this is not one this program wrote.
+const MAX_STUBS_RECORD: u64 = 1 << 20;
+
+/// `poststop`: removes the mount points recorded for this container from its rootfs
+/// (each only if it is still the same, empty entry), then the record.
+fn remove_stubs(dir: &Path, state: &HookState) {
+    let name = format!("{}{STUBS}", state.id);
+    let Ok(store) = Store::open(dir) else {
+        return;
+    };
+    let Ok(Some(bytes)) = store.read(&name, MAX_STUBS_RECORD) else {
+        return;
+    };
+    if let (Ok(stubs), Ok(bundle)) = (
+        serde_json::from_slice::<Vec<Stub>>(&bytes),
+        Target::bundle(&state.bundle),
+    ) {
+        use std::os::fd::AsFd;
+        let flags = nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        if let Ok(root) =
+            nix::fcntl::open(bundle.rootfs.path(), flags, nix::sys::stat::Mode::empty())
+        {
+            crate::action::stubs::remove(root.as_fd(), &stubs);
+        }
+    }
+    let _ = store.remove(&name);
 }
 
 /// Injection clones host mounts (`open_tree`), sets their flags (`mount_setattr`), joins

@@ -26,6 +26,8 @@ struct Case {
     config_toml: Option<String>,
     /// Shell commands run in the runtime's namespace once the rootfs is mounted.
     after_mount: String,
+    /// Also register the hook for poststop.
+    poststop: bool,
     /// Changes to config.json beyond the test's defaults (given the test's directory).
     edit: fn(&mut serde_json::Value, &Path),
 }
@@ -39,6 +41,7 @@ impl Case {
             env: vec!["PATH=/usr/bin:/bin".into()],
             config_toml: None,
             after_mount: String::new(),
+            poststop: false,
             edit: |_, _| {},
         }
     }
@@ -91,6 +94,11 @@ impl Case {
             "args": ["containerspec", "hook", self.stage, "--config", config, "--log-file", self.dir.join("hook.log")],
         }]);
         c["hooks"] = serde_json::json!({ self.stage: hook });
+        if self.poststop {
+            let mut stop = hook.clone();
+            stop[0]["args"][2] = "poststop".into();
+            c["hooks"]["poststop"] = stop;
+        }
         (self.edit)(&mut c, &self.dir);
         std::fs::write(bundle.join("config.json"), c.to_string()).unwrap();
         let d = self.dir.display();
@@ -152,10 +160,13 @@ fn injection_at_create_runtime_and_create_container() {
         // The plan's loader cache was mounted, and its file is gone from the hook's
         // directory (the mount holds it): nothing accumulates there.
         assert!(!report["plan"]["ld_cache"].is_null(), "{report}");
+        // The record of the mount points created in the rootfs stays for poststop (not
+        // registered here; see mount_points_created_in_the_rootfs_go_at_poststop).
+        let id = format!("hooktest-{}", std::process::id());
         let left: Vec<String> = std::fs::read_dir(case.report_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != &format!("hooktest-{}.json", std::process::id()))
+            .filter(|n| *n != format!("{id}.json") && *n != format!("{id}.stubs.json"))
             .collect();
         assert!(
             left.is_empty(),
@@ -465,4 +476,94 @@ fn a_mount_point_on_a_shared_volume_is_refused_before_any_mount() {
         "the hook's mounts reached the runtime's namespace: {leaked:?}"
     );
     assert_eq!(mountinfo(), before);
+}
+
+#[test]
+fn mount_points_created_in_the_rootfs_go_at_poststop() {
+    if !hook_prerequisites(&["runc"]) {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    // The overlay's upper directory stands for a rootfs directory a user passed: what the
+    // hook creates there must not outlive the container.
+    let mut case = Case::new("runc-poststop");
+    case.poststop = true;
+    let out = case.run(&trixie, "");
+    assert!(
+        out.status.success() && reports_mpich(&String::from_utf8_lossy(&out.stdout), &host_mpich()),
+        "{}",
+        show(&out)
+    );
+    let log = std::fs::read_to_string(case.dir.join("hook.log")).unwrap();
+    assert!(log.contains("injected:"), "{log}");
+    let made = case.dir.join("upper/run/containerspec");
+    assert!(
+        !made.exists(),
+        "the mount points created in the rootfs are still there: {}",
+        made.display()
+    );
+    let left: Vec<String> = std::fs::read_dir(case.report_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in the hook's directory: {left:?}");
+}
+
+#[test]
+fn no_mount_point_is_created_on_a_volume() {
+    if !hook_prerequisites(&["runc"]) {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    // The container's /run is a directory of the host's: containerspec's directory must
+    // not be created there, by real root, at either stage.
+    for (stage, why) in [
+        (
+            "createRuntime",
+            "a filesystem also mounted outside the container (a volume)",
+        ),
+        (
+            "createContainer",
+            "cannot tell a volume from a filesystem of the container's own",
+        ),
+    ] {
+        let before = mountinfo();
+        let mut case = Case::new(&format!("runc-volume-{stage}"));
+        case.stage = stage;
+        std::fs::create_dir_all(case.dir.join("run-vol")).unwrap();
+        case.edit = |c, dir| {
+            let volume = serde_json::json!({
+                "destination": "/run",
+                "type": "bind",
+                "source": dir.join("run-vol"),
+                "options": ["rbind"],
+            });
+            c["mounts"].as_array_mut().unwrap().push(volume);
+        };
+        let out = case.run(&trixie, "");
+        assert!(!out.status.success(), "{stage}: {}", show(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("refusing to create anything there") && stderr.contains(why),
+            "{stage}: {}",
+            show(&out)
+        );
+        let on_volume: Vec<_> = std::fs::read_dir(case.dir.join("run-vol"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            on_volume.is_empty(),
+            "{stage}: created on the volume: {on_volume:?}"
+        );
+        assert_eq!(
+            mountinfo(),
+            before,
+            "{stage}: the host's mount table changed"
+        );
+    }
 }
