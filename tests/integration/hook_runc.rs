@@ -26,6 +26,8 @@ struct Case {
     config_toml: Option<String>,
     /// Shell commands run in the runtime's namespace once the rootfs is mounted.
     after_mount: String,
+    /// More overlay mount options (each with a leading comma).
+    overlay_options: &'static str,
     /// Also register the hook for poststop.
     poststop: bool,
     /// Changes to config.json beyond the test's defaults (given the test's directory).
@@ -41,6 +43,7 @@ impl Case {
             env: vec!["PATH=/usr/bin:/bin".into()],
             config_toml: None,
             after_mount: String::new(),
+            overlay_options: "",
             poststop: false,
             edit: |_, _| {},
         }
@@ -104,11 +107,13 @@ impl Case {
         let d = self.dir.display();
         let script = format!(
             "set -e\nmkdir -p {d}/upper {d}/work\n{upper_setup}\n\
-             mount -t overlay overlay -o lowerdir={},upperdir={d}/upper,workdir={d}/work {d}/bundle/rootfs\n\
+             mount -t overlay overlay -o lowerdir={},upperdir={d}/upper,workdir={d}/work{} {d}/bundle/rootfs\n\
              {}\n\
              cd {d}/bundle\nrc=0; timeout 120 runc --root {d}/runc run hooktest-{} || rc=$?\n\
-             cat /proc/self/mountinfo > {d}/runtime-mountinfo\nexit $rc\n",
+             cat /proc/self/mountinfo > {d}/runtime-mountinfo\n\
+             [ -f {d}/background.pid ] && kill $(cat {d}/background.pid) 2>/dev/null || true\nexit $rc\n",
             rootfs.display(),
+            self.overlay_options,
             self.after_mount,
             std::process::id()
         );
@@ -566,4 +571,64 @@ fn no_mount_point_is_created_on_a_volume() {
             "{stage}: the host's mount table changed"
         );
     }
+}
+
+#[test]
+fn a_directory_renamed_during_the_hook_never_leaves_the_container_on_its_own_library() {
+    if !hook_prerequisites(&["runc"]) {
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    let own = upstream_version(&dpkg_version(&trixie, "libmpich12").unwrap());
+    // While the hook runs, a process in the runtime's namespace renames the directory of
+    // the container's MPI library away and back, as fast as it can. A start may fail
+    // (the hook found its mount moved and undid everything, or the program found no
+    // library), or run with the host's MPICH; it must never run on the container's own.
+    let (mut host, mut failed, mut moved) = (0, 0, 0);
+    let mut other = Vec::new();
+    for round in 0..30 {
+        // Bursts of different lengths, so that the renames end before, during and after
+        // the hook's mounts.
+        let burst = 10 * (round % 10);
+        let mut case = Case::new(&format!("runc-rename-{round}"));
+        // Without redirect_dir, overlayfs refuses to rename a directory of the lower
+        // layer (EXDEV) and mv would copy it instead.
+        case.overlay_options = ",redirect_dir=on";
+        let d = case.dir.display();
+        case.after_mount = format!(
+            "lib={d}/bundle/rootfs/usr/lib\n\
+             ( i=0; while [ $i -lt {burst} ]; do i=$((i+1)); \
+               mv -T $lib/x86_64-linux-gnu $lib/moved 2>/dev/null; \
+               mv -T $lib/moved $lib/x86_64-linux-gnu 2>/dev/null; done ) &\n\
+             echo $! > {d}/background.pid"
+        );
+        let out = case.run(&trixie, "");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !reports_mpich(&stdout, &own),
+            "round {round}: the container ran on its own MPICH {own} after the hook:\n{}",
+            show(&out)
+        );
+        if out.status.success() && reports_mpich(&stdout, &host_mpich()) {
+            host += 1;
+        } else {
+            failed += 1;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("no longer shows the mount") {
+                moved += 1;
+            } else {
+                let why = ["mpi-not-found", "error while loading shared libraries"]
+                    .into_iter()
+                    .find(|w| stderr.contains(w))
+                    .unwrap_or("other");
+                other.push(why);
+            }
+        }
+    }
+    eprintln!(
+        "30 starts under renames: {host} ran with the host's MPICH, {failed} failed \
+         ({moved} of them refused by the check after mounting; the others: {other:?})"
+    );
 }
