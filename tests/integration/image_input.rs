@@ -257,3 +257,92 @@ fn a_missing_image_and_a_directory_that_is_no_root() {
     let out = containerspec(&["apptainer", "exec", "/nonexistent/app.sif", "true"]);
     assert_error(&out, "no such file or directory");
 }
+
+/// A real squashfs image (mksquashfs, inode and directory tables left uncompressed) whose
+/// directory `/a/b/c` is made, by one patched directory entry, to be `/a` again: a cycle.
+/// `inspect --all` walks it to the end, naming the cycle, where a walk without a visited
+/// set went round for ever.
+#[test]
+fn a_squashfs_directory_cycle_is_walked_once() {
+    use containerspec::input::squashfs::SquashFs;
+    let dir = TempDir::new("sqfs-cycle");
+    let root = mini_root("sqfs-cycle");
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::write(root.join("a/b/file"), "x").unwrap();
+    let out = dir.path().join("cycle.sqfs");
+    let status = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&out)
+        .args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+            "-all-root",
+            "-noI",
+            "-noD",
+        ])
+        .status();
+    match status {
+        Ok(s) => assert!(s.success(), "mksquashfs failed: {s}"),
+        Err(_) => {
+            assert!(squash_of(&root, &dir.path().join("probe.sqfs")).is_none());
+            return;
+        }
+    }
+    let mut bytes = std::fs::read(&out).unwrap();
+    let len = bytes.len() as u64;
+    let fs = SquashFs::open(std::fs::File::open(&out).unwrap(), 0, len, "cycle").unwrap();
+    let top = fs.root().unwrap();
+    let a = fs.lookup(&top, b"a").unwrap().unwrap();
+    let b = fs.lookup(&a, b"b").unwrap().unwrap();
+    let c = fs.lookup(&b, b"c").unwrap().unwrap();
+    let (ref_a, ref_c) = (a.reference(), c.reference());
+    assert_eq!(
+        ref_a >> 16,
+        ref_c >> 16,
+        "the inodes should share a metadata block"
+    );
+    // The directory entry of `c`: offset (u16), inode number delta (i16), type 1 (a
+    // directory), name length - 1 = 0, the name.
+    let offset_c = ((ref_c & 0xffff) as u16).to_le_bytes();
+    let at = (0..bytes.len() - 9)
+        .find(|&i| {
+            bytes[i..i + 2] == offset_c
+                && bytes[i + 4..i + 6] == [1, 0]
+                && bytes[i + 6..i + 8] == [0, 0]
+                && bytes[i + 8] == b'c'
+        })
+        .expect("the directory entry of c");
+    bytes[at..at + 2].copy_from_slice(&((ref_a & 0xffff) as u16).to_le_bytes());
+    let patched = write(&dir, "patched.sqfs", &bytes);
+    // The patch took: c now is a's inode.
+    let fs = SquashFs::open(std::fs::File::open(&patched).unwrap(), 0, len, "cycle").unwrap();
+    let top = fs.root().unwrap();
+    let a = fs.lookup(&top, b"a").unwrap().unwrap();
+    let b = fs.lookup(&a, b"b").unwrap().unwrap();
+    let c = fs.lookup(&b, b"c").unwrap().unwrap();
+    assert_eq!(c.reference(), ref_a);
+
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_containerspec"),
+            "inspect",
+            "--all",
+            "--json",
+        ])
+        .arg(&patched)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "inspect --all: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("a directory already walked") && text.contains("/a/b/c"),
+        "the cycle should be named: {text}"
+    );
+}
