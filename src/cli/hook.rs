@@ -156,7 +156,12 @@ fn inject_plan(
     // container's mount namespace.
     let mut _cache: Option<Written> = None;
     if let Some(cache) = &plan.ld_cache {
-        let store = Store::open(report_dir)?;
+        let store = Store::open(report_dir).map_err(|e| {
+            action_error(format!(
+                "{e} (the plan's loader cache is written there; under a rootless runtime, \
+                 set [report] dir in the config file to a directory the user owns)"
+            ))
+        })?;
         let (file, name) = write_cache(&store, &state.id, cache)?;
         _cache = Some(Written { store, name });
         binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
@@ -254,7 +259,7 @@ fn remove_stubs(dir: &Path, state: &HookState) {
 
 /// Injection clones host mounts (`open_tree`), sets their flags (`mount_setattr`), joins
 /// the container's mount namespace (`setns`) and attaches them (`move_mount`): each needs
-/// CAP_SYS_ADMIN. Without it (a rootless runtime, a capability bounding set without it)
+/// CAP_SYS_ADMIN. Without it (a runtime that drops it, a narrowed bounding set)
 /// the start is refused, saying so, rather than letting the container run without the
 /// libraries it asked for.
 fn require_sys_admin() -> Result<(), CliError> {
@@ -263,8 +268,8 @@ fn require_sys_admin() -> Result<(), CliError> {
         Ok(true) => Ok(()),
         Ok(false) => Err(action_error(format!(
             "injection needs CAP_SYS_ADMIN, which this hook does not have (uid {}; a \
-             rootless runtime cannot inject host libraries): refusing the start rather than \
-             running the container without what it asked for",
+             runtime that drops it cannot inject host libraries): refusing the start rather \
+             than running the container without what it asked for",
             nix::unistd::Uid::effective()
         ))),
         Err(e) => Err(action_error(format!(

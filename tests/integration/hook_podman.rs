@@ -154,3 +154,111 @@ fn twenty_containers_at_once() {
         "{log}"
     );
 }
+
+/// Rootless podman (as an unprivileged user with subordinate ids, `tests/rigs/setup.sh`
+/// makes one): the hook runs in podman's user namespace, with CAP_SYS_ADMIN there and the
+/// user's powers only, and injects into the container it proved is the one made for it.
+/// Its directory must be one the user owns: root's `/run/containerspec` is refused with a
+/// hint saying so.
+#[test]
+fn rootless_podman_injects_with_the_users_powers() {
+    if !hook_prerequisites(&["podman", "runc", "newuidmap"]) {
+        return;
+    }
+    let user = "containerspec-rootless";
+    let exists = Command::new("id")
+        .arg(user)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let hint = format!("no user {user} (tests/rigs/setup.sh makes it)");
+        assert!(
+            std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+            "{hint}"
+        );
+        eprintln!("skipping: {hint}");
+        return;
+    }
+    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+        return;
+    };
+    let before = mountinfo();
+    // Everything the user's podman reads or runs lives here, owned by the user.
+    let dir = scratch("podman-rootless");
+    let d = dir.display();
+    let binary = dir.join("containerspec");
+    std::fs::copy(env!("CARGO_BIN_EXE_containerspec"), &binary).unwrap();
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(dir.join("c.toml"), format!("[report]\ndir = {reports:?}\n")).unwrap();
+    let hooks = dir.join("hooks.d");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let write_hook = |with_config: bool| {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/containerspec-inject.json");
+        let mut hook: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(shipped).unwrap()).unwrap();
+        hook["hook"]["path"] = binary.display().to_string().into();
+        let mut args = vec![
+            "containerspec".to_string(),
+            "hook".into(),
+            "createRuntime".into(),
+        ];
+        if with_config {
+            args.extend(["--config".into(), format!("{d}/c.toml")]);
+        }
+        args.extend(["--log-file".into(), format!("{d}/hook.log")]);
+        hook["hook"]["args"] = serde_json::json!(args);
+        std::fs::write(hooks.join("containerspec.json"), hook.to_string()).unwrap();
+    };
+    write_hook(true);
+    let setup = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cp -a {} {d}/root && touch {d}/hook.log && chown -R {user}: {d}",
+            trixie.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(setup.success());
+    let run = || {
+        let podman = format!(
+            "cd {d} && timeout 300 podman --runtime runc --cgroup-manager=cgroupfs \
+             --hooks-dir {} run --rm --network none --annotation org.supercontainers.inject=mpi \
+             --rootfs {d}/root {PROGRAM} 2>&1",
+            hooks.display()
+        );
+        let out = Command::new("su")
+            .args(["-s", "/bin/sh", user, "-c", &podman])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, output) = run();
+    let log = std::fs::read_to_string(dir.join("hook.log")).unwrap_or_default();
+    assert!(
+        ok && reports_host_mpich(&output),
+        "rootless: the container should report the host's MPICH:\n{output}\nlog:\n{log}"
+    );
+    assert!(log.contains("injected:"), "{log}");
+    // poststop ran: the passed container's report and the mount points made in the
+    // user's rootfs directory are gone.
+    assert!(!dir.join("root/run/containerspec").exists());
+    let left: Vec<_> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // With root's directory (the default), injection is refused, saying what to do.
+    write_hook(false);
+    let (ok, output) = run();
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("set [report] dir in the config file to a directory the user owns"),
+        "{output}"
+    );
+    assert_eq!(mountinfo(), before, "the host's mount table changed");
+    let _ = Command::new("rm").arg("-rf").arg(&dir).status();
+}

@@ -15,6 +15,7 @@ packages=(
   podman              # the container engine the hook tests register the hooks.d file with
   jq                  # merges the hook snippet into config.json in the docs' example
   squashfs-tools      # mksquashfs: squashfs and SIF fixtures for the image readers
+  uidmap              # newuidmap/newgidmap: rootless podman for the rootless hook test
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +32,13 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 
 if [[ $(id -u) -eq 0 ]]; then
+  # An unprivileged user with subordinate ids, for rootless podman in the hook tests.
+  if ! id containerspec-rootless >/dev/null 2>&1; then
+    useradd --create-home --shell /usr/sbin/nologin containerspec-rootless
+  fi
+  for f in /etc/subuid /etc/subgid; do
+    grep -q '^containerspec-rootless:' "$f" 2>/dev/null || echo "containerspec-rootless:200000:65536" >> "$f"
+  done
   "$here/rootfs.sh" "$@" >/dev/null
   # Real Apptainer (from a Debian sid root) and the SIFs it builds, for the apptainer
   # tests (a set-up for named roots only, as the benchmark asks for, skips them).
