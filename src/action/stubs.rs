@@ -17,15 +17,17 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{SFlag, fstatat};
+use nix::sys::stat::{Mode, SFlag, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use super::mount::MountError;
 use super::mountinfo;
+use crate::store::Store;
 
 /// One mount point created on the rootfs's own filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +173,36 @@ pub fn remove(root: BorrowedFd<'_>, stubs: &[Stub]) -> usize {
         }
     }
     removed
+}
+
+/// The record of a container's mount points: `ID.stubs.json` in containerspec's directory.
+const RECORD: &str = ".stubs.json";
+/// A record larger than this is not one this program wrote.
+const MAX_RECORD: u64 = 1 << 20;
+
+/// Records the mount points created for container `id`.
+pub fn save(store: &Store, id: &str, created: &[Stub]) -> Result<(), String> {
+    let bytes = serde_json::to_vec(created).map_err(|e| e.to_string())?;
+    store
+        .write(&format!("{id}{RECORD}"), &bytes)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Removes the mount points recorded for container `id` from `rootfs` (see [`remove`]),
+/// then the record; without a rootfs (gone already) only the record.
+pub fn remove_recorded(store: &Store, id: &str, rootfs: Option<&Path>) {
+    let name = format!("{id}{RECORD}");
+    let Ok(Some(bytes)) = store.read(&name, MAX_RECORD) else {
+        return;
+    };
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    if let (Ok(stubs), Some(rootfs)) = (serde_json::from_slice::<Vec<Stub>>(&bytes), rootfs) {
+        if let Ok(root) = nix::fcntl::open(rootfs, flags, Mode::empty()) {
+            remove(root.as_fd(), &stubs);
+        }
+    }
+    let _ = store.remove(&name);
 }
 
 #[cfg(test)]

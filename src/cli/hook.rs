@@ -13,7 +13,7 @@ use clap::Args;
 use super::CliError;
 use crate::action::mount::{Bind, apply};
 use crate::action::namespace::{Entered, enter_container_namespace, inside_container_namespace};
-use crate::action::stubs::{Stub, Stubs, outside_devices};
+use crate::action::stubs::{self, Stub, Stubs, outside_devices};
 use crate::config::Config;
 use crate::engine::plan::{LD_CACHE, Plan};
 use crate::engine::report::{Report, Verdict};
@@ -206,12 +206,9 @@ fn record_stubs(store: Option<&Store>, id: &str, created: &[Stub], log: &Log) {
     if created.is_empty() {
         return;
     }
-    let written = match (store, serde_json::to_vec(created)) {
-        (Some(store), Ok(bytes)) => store
-            .write(&format!("{id}{STUBS}"), &bytes)
-            .map_err(|e| e.to_string()),
-        (None, _) => Err("containerspec's directory cannot be opened".into()),
-        (_, Err(e)) => Err(e.to_string()),
+    let written = match store {
+        Some(store) => stubs::save(store, id, created),
+        None => Err("containerspec's directory cannot be opened".into()),
     };
     if let Err(e) = written {
         log.write(
@@ -225,36 +222,13 @@ fn record_stubs(store: Option<&Store>, id: &str, created: &[Stub], log: &Log) {
     }
 }
 
-/// The record of created mount points: `ID.stubs.json` in containerspec's directory.
-const STUBS: &str = ".stubs.json";
-/// A record larger than this is not one this program wrote.
-const MAX_STUBS_RECORD: u64 = 1 << 20;
-
-/// `poststop`: removes the mount points recorded for this container from its rootfs
-/// (each only if it is still the same, empty entry), then the record.
+/// `poststop`: removes the mount points recorded for this container from its rootfs.
 fn remove_stubs(dir: &Path, state: &HookState) {
-    let name = format!("{}{STUBS}", state.id);
     let Ok(store) = Store::open(dir) else {
         return;
     };
-    let Ok(Some(bytes)) = store.read(&name, MAX_STUBS_RECORD) else {
-        return;
-    };
-    if let (Ok(stubs), Ok(bundle)) = (
-        serde_json::from_slice::<Vec<Stub>>(&bytes),
-        Target::bundle(&state.bundle),
-    ) {
-        use std::os::fd::AsFd;
-        let flags = nix::fcntl::OFlag::O_PATH
-            | nix::fcntl::OFlag::O_DIRECTORY
-            | nix::fcntl::OFlag::O_CLOEXEC;
-        if let Ok(root) =
-            nix::fcntl::open(bundle.rootfs.path(), flags, nix::sys::stat::Mode::empty())
-        {
-            crate::action::stubs::remove(root.as_fd(), &stubs);
-        }
-    }
-    let _ = store.remove(&name);
+    let rootfs = Target::bundle(&state.bundle).map(|b| b.rootfs.path().to_path_buf());
+    stubs::remove_recorded(&store, &state.id, rootfs.ok().as_deref());
 }
 
 /// Injection clones host mounts (`open_tree`), sets their flags (`mount_setattr`), joins
