@@ -443,29 +443,32 @@ fn fd_path(fd: BorrowedFd<'_>) -> String {
 mod tests {
     use super::*;
 
-    /// A mount made and then moved out of the way (its directory renamed, a decoy put
-    /// where it was) is found by the check and undone. Runs in a mount namespace of this
-    /// test's thread alone; needs root.
-    #[test]
-    fn a_mount_moved_out_of_the_way_is_found_and_undone() {
+    /// Moves this test's thread into a mount namespace of its own, private throughout,
+    /// so that the mounts it makes never reach the process's namespace; false (after
+    /// saying why) where that needs root and the test is not root.
+    fn own_mount_namespace() -> bool {
         if !nix::unistd::Uid::effective().is_root() {
             assert!(
                 std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
                 "needs root (a mount namespace)"
             );
             eprintln!("skipping: needs root (a mount namespace)");
+            return false;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        let flags = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE;
+        nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).unwrap();
+        true
+    }
+
+    /// A mount made and then moved out of the way (its directory renamed, a decoy put
+    /// where it was) is found by the check and undone. Runs in a mount namespace of this
+    /// test's thread alone; needs root.
+    #[test]
+    fn a_mount_moved_out_of_the_way_is_found_and_undone() {
+        if !own_mount_namespace() {
             return;
         }
-        // This thread only: the mounts below never reach the process's namespace.
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .unwrap();
         let base =
             std::env::temp_dir().join(format!("containerspec-verify-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
@@ -512,23 +515,9 @@ mod tests {
     #[test]
     fn a_destination_on_a_shared_mount_is_refused() {
         use nix::mount::{MsFlags, mount};
-        if !nix::unistd::Uid::effective().is_root() {
-            assert!(
-                std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
-                "needs root (a mount namespace)"
-            );
-            eprintln!("skipping: needs root (a mount namespace)");
+        if !own_mount_namespace() {
             return;
         }
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .unwrap();
         let base =
             std::env::temp_dir().join(format!("containerspec-shared-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);

@@ -94,6 +94,17 @@ impl Case {
         )
     }
 
+    /// A script: `setup`, the namespace's mount table saved as `before`, the hook (told
+    /// `pid`), the table saved as `after`, `teardown`.
+    fn around_hook(&self, setup: &str, pid: &str, teardown: &str) -> String {
+        let d = self.dir.display();
+        format!(
+            "{setup}\ncat /proc/thread-self/mountinfo > {d}/before\n{}\
+             cat /proc/thread-self/mountinfo > {d}/after\n{teardown}\n",
+            self.hook_command(pid)
+        )
+    }
+
     /// Runs `script` under `unshare ARGS`; panics with its output when it fails itself.
     fn run(&self, unshare: &[&str], script: &str) {
         let out = Command::new("unshare")
@@ -157,16 +168,10 @@ fn create_container_pid_is_read_in_the_hooks_own_pid_namespace() {
     let host_before = mountinfo();
     let case = Case::new_mount_namespace("ns-create-container");
     let r = case.rootfs.display();
-    let d = case.dir.display();
     // The shell is pid 1 of a new pid namespace (the container's init), in a mount
     // namespace of its own, with the host's /proc: as runc's init is when it runs the
     // createContainer hooks, which it starts as its children.
-    let script = format!(
-        "mount -t proc proc {r}/proc\n\
-         cat /proc/thread-self/mountinfo > {d}/before\n{}\
-         cat /proc/thread-self/mountinfo > {d}/after\n",
-        case.hook_command("1")
-    );
+    let script = case.around_hook(&format!("mount -t proc proc {r}/proc"), "1", "");
     case.run(
         &["--mount", "--propagation", "private", "--pid", "--fork"],
         &script,
@@ -199,15 +204,14 @@ fn create_runtime_joins_the_containers_namespace_and_leaves_its_own_alone() {
     let d = case.dir.display();
     // The outer shell stands for the runtime; the sleeper, in a mount namespace of its
     // own with the container's /proc mounted in the rootfs, for the container's init.
-    let script = format!(
-        "unshare --mount --propagation private sh -c 'mount -t proc proc {r}/proc && exec sleep 60' &\n\
-         pid=$!\n\
-         n=0; until grep -q ' {r}/proc ' /proc/$pid/mountinfo 2>/dev/null; do n=$((n+1)); [ $n -lt 200 ]; sleep 0.05; done\n\
-         cat /proc/thread-self/mountinfo > {d}/before\n{}\
-         cat /proc/thread-self/mountinfo > {d}/after\n\
-         cat /proc/$pid/mountinfo > {d}/container\n\
-         kill $pid\n",
-        case.hook_command("$pid")
+    let script = case.around_hook(
+        &format!(
+            "unshare --mount --propagation private sh -c 'mount -t proc proc {r}/proc && exec sleep 60' &\n\
+             pid=$!\n\
+             n=0; until grep -q ' {r}/proc ' /proc/$pid/mountinfo 2>/dev/null; do n=$((n+1)); [ $n -lt 200 ]; sleep 0.05; done"
+        ),
+        "$pid",
+        &format!("cat /proc/$pid/mountinfo > {d}/container\nkill $pid"),
     );
     case.run(&["--mount", "--propagation", "private"], &script);
     assert_eq!(case.rc(), "0", "{}", case.show());
@@ -239,16 +243,12 @@ fn a_rootfs_with_proc_mounted_in_the_hooks_own_namespace_gets_no_mount() {
     let host_before = mountinfo();
     let case = Case::new_mount_namespace("ns-own-proc");
     let r = case.rootfs.display();
-    let d = case.dir.display();
     // A build root with /proc mounted where the hook runs, and a pid of a process in the
     // same namespace that is not the hook's parent.
-    let script = format!(
-        "mount -t proc proc {r}/proc\n\
-         sleep 60 &\npid=$!\n\
-         cat /proc/thread-self/mountinfo > {d}/before\n{}\
-         cat /proc/thread-self/mountinfo > {d}/after\n\
-         kill $pid\n",
-        case.hook_command("$pid")
+    let script = case.around_hook(
+        &format!("mount -t proc proc {r}/proc\nsleep 60 &\npid=$!"),
+        "$pid",
+        "kill $pid",
     );
     case.run(&["--mount", "--propagation", "private"], &script);
     assert_eq!(case.rc(), "2", "{}", case.show());
@@ -342,13 +342,7 @@ fn no_namespace_of_the_containers_own_means_no_mount() {
     ];
     for (case, pid, needle) in &cases {
         let r = case.rootfs.display();
-        let d = case.dir.display();
-        let script = format!(
-            "mount -t proc proc {r}/proc\n\
-             cat /proc/thread-self/mountinfo > {d}/before\n{}\
-             cat /proc/thread-self/mountinfo > {d}/after\n",
-            case.hook_command(pid)
-        );
+        let script = case.around_hook(&format!("mount -t proc proc {r}/proc"), pid, "");
         case.run(&["--mount", "--propagation", "private"], &script);
         assert_eq!(case.rc(), "2", "{needle}: {}", case.show());
         assert!(case.read("out").contains(needle), "{}", case.show());
