@@ -177,12 +177,22 @@ fn read_labels(root: &RootFs, shown: &str) -> Result<BTreeMap<String, String>, I
         Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),
         Err(e) => return Err(e.into()),
     };
+    parse_labels(&bytes, shown)
+}
+
+/// The labels in the bytes of a `labels.json`: an object whose string values are kept
+/// as they are and whose other values are kept as their JSON text. `shown` names the
+/// image in errors.
+///
+/// # Errors
+/// `ImageError::Labels` when the bytes are not JSON or not a JSON object.
+pub fn parse_labels(bytes: &[u8], shown: &str) -> Result<BTreeMap<String, String>, ImageError> {
     let labels_error = |message: String| ImageError::Labels {
         path: shown.to_string(),
         message,
     };
     let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| labels_error(format!("invalid JSON: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| labels_error(format!("invalid JSON: {e}")))?;
     let serde_json::Value::Object(map) = value else {
         return Err(labels_error("not a JSON object".into()));
     };
@@ -213,18 +223,17 @@ fn read_env(root: &RootFs) -> Vec<String> {
         let Ok(bytes) = root.read_limited(&path, MAX_METADATA) else {
             continue;
         };
-        for line in String::from_utf8_lossy(&bytes).lines() {
-            match assignment(line) {
-                Some(Ok((key, value))) => {
+        for found in parse_env_script(&String::from_utf8_lossy(&bytes)) {
+            match found {
+                Ok((key, value)) => {
                     if !vars.contains_key(&key) {
                         order.push(key.clone());
                     }
                     vars.insert(key, value);
                 }
-                Some(Err(key)) => {
+                Err(key) => {
                     log::debug!("{path}: {key} needs a shell to compute; left out");
                 }
-                None => {}
             }
         }
     }
@@ -247,11 +256,17 @@ fn read_env(root: &RootFs) -> Vec<String> {
         .collect()
 }
 
+/// The assignments of an environment script's text, in order (see [`assignment`]): Ok
+/// for a literal value, Err(name) for one that needs a shell; other lines are skipped.
+pub fn parse_env_script(text: &str) -> Vec<Result<(String, String), String>> {
+    text.lines().filter_map(assignment).collect()
+}
+
 /// `export NAME=value`, `NAME="value"` or `NAME='value'` at the start of a line: Some(Ok)
 /// for a literal value, Some(Err(name)) for one that needs a shell, None for any other
 /// line. Indented lines are inside a conditional or a function (Apptainer's own
 /// `99-base.sh` sets defaults that way) and are not taken.
-fn assignment(line: &str) -> Option<Result<(String, String), String>> {
+pub fn assignment(line: &str) -> Option<Result<(String, String), String>> {
     if line.starts_with([' ', '\t']) {
         return None;
     }
@@ -310,5 +325,30 @@ mod tests {
             None
         );
         assert_eq!(assignment("export A=\"unterminated"), None);
+    }
+
+    #[test]
+    fn labels_and_env_scripts_parse_from_bytes() {
+        let labels = parse_labels(br#"{"a":"b","n":1,"o":{"k":[true]}}"#, "x.sif").unwrap();
+        assert_eq!(labels["a"], "b");
+        assert_eq!(labels["n"], "1");
+        assert_eq!(labels["o"], r#"{"k":[true]}"#);
+        assert!(matches!(
+            parse_labels(b"[1]", "x.sif"),
+            Err(ImageError::Labels { .. })
+        ));
+        assert!(matches!(
+            parse_labels(b"{", "x.sif"),
+            Err(ImageError::Labels { .. })
+        ));
+        let script = "#!/bin/sh\nexport PATH=\"/bin\"\nX=`id`\n  Y=1\nLANG='C'\n";
+        assert_eq!(
+            parse_env_script(script),
+            vec![
+                Ok(("PATH".into(), "/bin".into())),
+                Err("X".into()),
+                Ok(("LANG".into(), "C".into())),
+            ]
+        );
     }
 }
