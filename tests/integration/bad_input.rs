@@ -27,6 +27,21 @@ pub fn mini_root(name: &str) -> PathBuf {
     root
 }
 
+/// A host root (`mini_root(name)`) whose NVIDIA driver library is a stand-in (a copy of
+/// libz named `libcuda.so.550.54.14`, with its `libcuda.so.1` link): enough for a plan
+/// that injects GPU libraries.
+pub fn gpu_host_root(name: &str) -> PathBuf {
+    let host = mini_root(name);
+    let lib = host.join(LIBDIR);
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        lib.join("libcuda.so.550.54.14"),
+    )
+    .unwrap();
+    symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+    host
+}
+
 /// A bundle around `rootfs` with `config` as config.json.
 pub fn bundle_with_config(rootfs: &Path, config: &str) -> PathBuf {
     let bundle = rootfs.parent().unwrap().to_path_buf();

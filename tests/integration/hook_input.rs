@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use crate::bad_input::{bundle_with_config, mini_root};
+use crate::bad_input::{bundle_with_config, gpu_host_root, mini_root};
 use crate::util::assert_error;
 
 fn hook(args: &[&str], stdin: &str) -> Output {
@@ -68,14 +68,7 @@ fn no_pid_and_not_inside_the_container_means_no_mount() {
     let root = mini_root("hook-nopid");
     let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"}]},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
     let bundle = bundle_with_config(&root, config);
-    let host = mini_root("hook-nopid-host");
-    let lib = host.join("usr/lib/x86_64-linux-gnu");
-    std::fs::copy(
-        "/lib/x86_64-linux-gnu/libz.so.1",
-        lib.join("libcuda.so.550.54.14"),
-    )
-    .ok();
-    std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+    let host = gpu_host_root("hook-nopid-host");
     let toml = host.parent().unwrap().join("c.toml");
     std::fs::write(
         &toml,
@@ -213,14 +206,7 @@ fn injection_without_cap_sys_admin_is_refused_saying_why() {
     let root = mini_root("hook-nocap");
     let config = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
     let bundle = bundle_with_config(&root, config);
-    let host = mini_root("hook-nocap-host");
-    let lib = host.join("usr/lib/x86_64-linux-gnu");
-    std::fs::copy(
-        "/lib/x86_64-linux-gnu/libz.so.1",
-        lib.join("libcuda.so.550.54.14"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+    let host = gpu_host_root("hook-nocap-host");
     let toml = host.parent().unwrap().join("c.toml");
     let reports = host.parent().unwrap().join("reports");
     std::fs::write(

@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bad_input::{bundle_with_config, mini_root};
+use crate::bad_input::{bundle_with_config, gpu_host_root, mini_root};
 use crate::util::{mountinfo, root_or_skip};
 
 /// A compatible container that asks for the host's (stand-in) CUDA driver library, and a
@@ -45,14 +45,7 @@ impl Case {
         });
         let bundle = bundle_with_config(&rootfs, &config.to_string());
         let dir = bundle.clone();
-        let host = mini_root(&format!("{name}-host"));
-        let lib = host.join("usr/lib/x86_64-linux-gnu");
-        std::fs::copy(
-            "/lib/x86_64-linux-gnu/libz.so.1",
-            lib.join("libcuda.so.550.54.14"),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink("libcuda.so.550.54.14", lib.join("libcuda.so.1")).unwrap();
+        let host = gpu_host_root(&format!("{name}-host"));
         let toml = dir.join("c.toml");
         std::fs::write(
             &toml,
