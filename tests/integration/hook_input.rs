@@ -234,3 +234,76 @@ fn injection_without_cap_sys_admin_is_refused_saying_why() {
         .collect();
     assert_eq!(names, ["nocap.json"]);
 }
+
+#[test]
+fn a_full_directory_does_not_refuse_a_start_that_injects_nothing() {
+    if !crate::util::root_or_skip("to mount a small tmpfs as the hook's directory") {
+        return;
+    }
+    // The hook's directory is a tmpfs filled to the last byte: the report cannot be
+    // written. A container that asks for no injection still starts (exit 0, the failure
+    // in the log); one that asks for injection is refused (its loader cache has nowhere
+    // to go), saying why, with nothing mounted.
+    let root = mini_root("hook-full");
+    let plain = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"}]}}"#;
+    let bundle = bundle_with_config(&root, plain);
+    let dir = bundle.clone();
+    let host = gpu_host_root("hook-full-host");
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let toml = dir.join("c.toml");
+    std::fs::write(
+        &toml,
+        format!("[host]\nroot = {host:?}\n[report]\ndir = {reports:?}\n"),
+    )
+    .unwrap();
+    let inject = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["/bin/none"],"user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"}]},"annotations":{"org.supercontainers.inject":"gpu"}}"#;
+    let inject_bundle = dir.join("inject");
+    std::fs::create_dir_all(&inject_bundle).unwrap();
+    std::fs::write(inject_bundle.join("config.json"), inject).unwrap();
+    std::os::unix::fs::symlink(&root, inject_bundle.join("rootfs")).unwrap();
+    let exe = env!("CARGO_BIN_EXE_containerspec");
+    let (r, d) = (reports.display(), dir.display());
+    let script = format!(
+        "set -e\nmount -t tmpfs -o size=64k,mode=0755 tmpfs {r}\n\
+         dd if=/dev/zero of={r}/filler bs=4k 2>/dev/null || true\n\
+         printf '{{\"id\":\"plain\",\"status\":\"creating\",\"pid\":1,\"bundle\":\"{d}\"}}' | \
+           {exe} hook createRuntime --config {t} --log-file {d}/hook.log > {d}/plain.out 2>&1 \
+           && echo 0 > {d}/plain.rc || echo $? > {d}/plain.rc\n\
+         printf '{{\"id\":\"inject\",\"status\":\"creating\",\"pid\":1,\"bundle\":\"{d}/inject\"}}' | \
+           {exe} hook createRuntime --config {t} --log-file {d}/hook.log > {d}/inject.out 2>&1 \
+           && echo 0 > {d}/inject.rc || echo $? > {d}/inject.rc\n\
+         cat /proc/self/mountinfo > {d}/after\n",
+        t = toml.display()
+    );
+    let before = crate::util::mountinfo();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+    let log = read("hook.log");
+    assert_eq!(read("plain.rc").trim(), "0", "{}\n{log}", read("plain.out"));
+    assert!(log.contains("cannot write the report"), "{log}");
+    assert_eq!(
+        read("inject.rc").trim(),
+        "2",
+        "{}\n{log}",
+        read("inject.out")
+    );
+    assert!(
+        read("inject.out").contains("No space left on device"),
+        "{}",
+        read("inject.out")
+    );
+    assert!(
+        !read("after").contains(&root.display().to_string()),
+        "something was mounted in the rootfs"
+    );
+    assert_eq!(crate::util::mountinfo(), before);
+}
