@@ -150,26 +150,27 @@ fn inject_plan(
             .map_err(action_error)?,
         );
     }
+    // containerspec's directory, opened in the runtime's namespace before any join: it
+    // takes the plan's loader cache and the record of the mount points made in the rootfs.
+    let store = Store::open(report_dir);
     // The loader cache file is needed until its mount is attached (the kernel does not
     // attach a mount of an unlinked file); `_cache` removes it on every way out of this
     // function, through the directory's own descriptor, never by a path resolved in the
     // container's mount namespace.
     let mut _cache: Option<Written> = None;
     if let Some(cache) = &plan.ld_cache {
-        let store = Store::open(report_dir).map_err(|e| {
+        let store = store.as_ref().map_err(|e| {
             action_error(format!(
                 "{e} (the plan's loader cache is written there; under a rootless runtime, \
                  set [report] dir in the config file to a directory the user owns)"
             ))
         })?;
-        let (file, name) = write_cache(&store, &state.id, cache)?;
+        let (file, name) = write_cache(store, &state.id, cache)?;
         _cache = Some(Written { store, name });
         binds.push(Bind::open(&file.display().to_string(), LD_CACHE, false).map_err(action_error)?);
     }
-    // Read in the runtime's namespace, before any join: what the outside has mounted, and
-    // the directory that records the mount points created in the rootfs.
+    // What the outside has mounted, read before any join.
     let outside = outside_devices();
-    let records = Store::open(report_dir).ok();
     let entered = enter_container_namespace(bundle.mount_namespace.as_ref(), state.container_pid())
         .map_err(action_error)?;
     // The runtime mounts the container's /proc into the rootfs in the namespace it made
@@ -185,7 +186,7 @@ fn inject_plan(
         Entered::Inside => None,
     });
     let count = apply(bundle.rootfs.path(), &binds, &mut stubs).map_err(action_error)?;
-    record_stubs(records.as_ref(), &state.id, &stubs.created, log);
+    record_stubs(store.as_ref().ok(), &state.id, &stubs.created, log);
     log.write(
         log::Level::Info,
         &format!(
@@ -253,12 +254,12 @@ fn require_sys_admin() -> Result<(), CliError> {
 }
 
 /// A file of containerspec's directory that goes when this does.
-struct Written {
-    store: Store,
+struct Written<'a> {
+    store: &'a Store,
     name: String,
 }
 
-impl Drop for Written {
+impl Drop for Written<'_> {
     fn drop(&mut self) {
         let _ = self.store.remove(&self.name);
     }

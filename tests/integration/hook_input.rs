@@ -277,15 +277,7 @@ fn a_full_directory_does_not_refuse_a_start_that_injects_nothing() {
         t = toml.display()
     );
     let before = crate::util::mountinfo();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::in_private_mount_namespace(&script);
     let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
     let log = read("hook.log");
     assert_eq!(read("plain.rc").trim(), "0", "{}\n{log}", read("plain.out"));

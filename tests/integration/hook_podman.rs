@@ -5,7 +5,7 @@
 //! overlays of the cached rootfs; the host's mount table must not change.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::util::{
     cached_rootfs, hook_prerequisites, host_mpich, mountinfo, reports_mpich, scratch,
@@ -61,15 +61,7 @@ fn podman_runs(
         );
     }
     script += "wait\n";
-    let out: Output = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::in_private_mount_namespace(&script);
     let results = (0..count)
         .map(|i| {
             let status =

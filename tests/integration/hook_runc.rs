@@ -124,6 +124,14 @@ impl Case {
     }
 }
 
+/// The trixie MPICH root, when runc and that root are there; else None, after saying why.
+fn runc_and_trixie() -> Option<PathBuf> {
+    if !hook_prerequisites(&["runc"]) {
+        return None;
+    }
+    cached_rootfs("trixie-mpich")
+}
+
 fn show(out: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -135,10 +143,7 @@ fn show(out: &Output) -> String {
 
 #[test]
 fn injection_at_create_runtime_and_create_container() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     for stage in ["createRuntime", "createContainer"] {
@@ -234,10 +239,7 @@ fn rejection_shows_the_diagnosis_and_writes_the_report() {
 
 #[test]
 fn library_symlinks_to_host_paths_stay_inside_the_rootfs() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     let shadow = std::fs::read("/etc/shadow").ok();
@@ -286,10 +288,7 @@ fn library_symlinks_to_host_paths_stay_inside_the_rootfs() {
 
 #[test]
 fn the_containers_ld_preload_does_not_touch_the_hook() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     let mut case = Case::new("runc-preload");
@@ -310,10 +309,7 @@ fn the_containers_ld_preload_does_not_touch_the_hook() {
 /// program's RUNPATH, so bound over). The program reports the site's library.
 #[test]
 fn site_installations_under_a_prefix() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     let site = crate::util::rootfs_cache()
@@ -394,10 +390,7 @@ fn runtime_mounts_below_rootfs(case: &Case) -> Vec<String> {
 
 #[test]
 fn a_rootfs_with_proc_mounted_in_the_runtimes_namespace_is_injected_in_the_containers_only() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     // A build root with /proc mounted on the host, run as a container: the rootfs's /proc
@@ -435,10 +428,7 @@ fn a_rootfs_with_proc_mounted_in_the_runtimes_namespace_is_injected_in_the_conta
 
 #[test]
 fn a_mount_point_on_a_shared_volume_is_refused_before_any_mount() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     // The container's /etc is a volume with shared propagation both ways (Kubernetes'
@@ -485,10 +475,7 @@ fn a_mount_point_on_a_shared_volume_is_refused_before_any_mount() {
 
 #[test]
 fn mount_points_created_in_the_rootfs_go_at_poststop() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     // The overlay's upper directory stands for a rootfs directory a user passed: what the
@@ -518,10 +505,7 @@ fn mount_points_created_in_the_rootfs_go_at_poststop() {
 
 #[test]
 fn no_mount_point_is_created_on_a_volume() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     // The container's /run is a directory of the host's: containerspec's directory must
@@ -575,10 +559,7 @@ fn no_mount_point_is_created_on_a_volume() {
 
 #[test]
 fn a_directory_renamed_during_the_hook_never_leaves_the_container_on_its_own_library() {
-    if !hook_prerequisites(&["runc"]) {
-        return;
-    }
-    let Some(trixie) = cached_rootfs("trixie-mpich") else {
+    let Some(trixie) = runc_and_trixie() else {
         return;
     };
     let own = upstream_version(&dpkg_version(&trixie, "libmpich12").unwrap());

@@ -985,15 +985,7 @@ fn a_label_does_not_steer_the_next_containers_host_facts() {
     // The verdicts themselves are refusals (the container has no MPI to replace): the
     // script's own status says only whether the rig worked.
     script += "exit 0\n";
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::in_private_mount_namespace(&script);
     for (i, label) in order.iter().enumerate() {
         let text = std::fs::read_to_string(work.join(format!("{i}.json"))).unwrap();
         let log = std::fs::read_to_string(work.join(format!("{i}.err"))).unwrap();

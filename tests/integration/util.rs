@@ -179,6 +179,22 @@ pub fn reports_mpich(output: &str, version: &str) -> bool {
     })
 }
 
+/// Runs the shell `script` in a private mount namespace of its own (`unshare --mount
+/// --propagation private`), so that nothing it mounts outlives it; panics with its
+/// stderr when the script itself fails.
+pub fn in_private_mount_namespace(script: &str) -> Output {
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Is the test process root (for tests that need it)?
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
