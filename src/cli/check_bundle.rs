@@ -20,7 +20,8 @@ checks run whether or not anything is injected.\n\n\
 Exit status: 0 compatible (warnings allowed), 1 incompatible, 2 an error in the input.\n\n\
 Examples:\n  containerspec check-bundle /run/bundles/job42\n  \
 containerspec check-bundle ./bundle --inject mpi --json | jq .plan.mounts\n  \
-containerspec check-bundle ./bundle --host-target haswell"
+containerspec check-bundle ./bundle --host-target haswell\n  \
+containerspec check-bundle ./bundle --host-target znver3 --json | jq .findings"
 )]
 pub struct CheckBundleArgs {
     /// The OCI bundle: a directory with config.json and the rootfs it names
@@ -43,7 +44,8 @@ pub struct VerdictOptions {
     /// Read this directory as the host's `/` (default: the config's host.root, else /)
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
-    /// Judge as if the host CPU were this archspec target (e.g. haswell, x86_64_v3)
+    /// Judge as if the host CPU were this target: an archspec name (haswell, zen3, x86_64_v3)
+    /// or a gcc -march= name (icelake-server, znver4, x86-64-v4)
     #[arg(long, value_name = "NAME")]
     pub host_target: Option<String>,
     /// The config file (default /etc/containerspec/config.toml, if it exists)

@@ -33,7 +33,8 @@ pub struct InspectArgs {
 pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
     let target = Target::open(&args.target)?;
     // The container will run on this CPU: its loader searches these hwcaps directories.
-    let hwcaps = host_cpu_cached(true).hwcaps();
+    let cpu = host_cpu_cached(true);
+    let hwcaps = cpu.hwcaps();
     let request = Request {
         process: target.process.as_ref(),
         annotations: Some(&target.annotations),
@@ -46,7 +47,9 @@ pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
     if args.json {
         print_json(&inventory)?;
     } else {
-        super::print_text(&render::container(&inventory))?;
+        let mut text = render::container(&inventory);
+        text.push_str(&render::on_this_cpu(&inventory.microarch, &cpu));
+        super::print_text(&text)?;
     }
     Ok(0)
 }

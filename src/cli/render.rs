@@ -33,6 +33,34 @@ pub fn host(inv: &Inventory) -> String {
                 cpu.cross_check.source
             ),
         );
+        let usable: Vec<&String> = cpu
+            .usable_features
+            .iter()
+            .filter(|f| !cpu.features.contains(f))
+            .collect();
+        let masked: Vec<&String> = cpu
+            .features
+            .iter()
+            .filter(|f| !cpu.usable_features.contains(f))
+            .collect();
+        if !usable.is_empty() || !masked.is_empty() {
+            let list = |v: &[&String]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                }
+            };
+            line(
+                &mut out,
+                "",
+                format!(
+                    "verdicts use cpuid's features: beyond cpuinfo {}; not usable {}",
+                    list(&usable),
+                    list(&masked)
+                ),
+            );
+        }
     }
     if let Some(k) = &inv.kernel {
         line(&mut out, "kernel", format!("{} {}", k.release, k.version));
@@ -170,13 +198,21 @@ fn gpu(out: &mut String, gpu: &Gpu) {
 }
 
 fn microarch(out: &mut String, m: &Microarch) {
-    line(
-        out,
-        "needs cpu",
-        m.required
-            .clone()
-            .unwrap_or_else(|| "baseline of the architecture".into()),
-    );
+    let level = m
+        .level
+        .map(|l| format!(" (x86-64 level {l})"))
+        .unwrap_or_default();
+    let needs = match (&m.required, m.status) {
+        (_, TargetStatus::Unknown) => "unknown: no file records its target (declare it with the \
+             io.archspec.cpu.target label, or build with -mneeded or -Wl,-z,x86-64-vN)"
+            .to_string(),
+        (Some(r), status) => format!("{r}{level} [{}]", status.as_str()),
+        (None, status) => format!("baseline of the architecture [{}]", status.as_str()),
+    };
+    line(out, "needs cpu", needs);
+    if !m.features.is_empty() {
+        line(out, "", format!("features: {}", m.features.join(" ")));
+    }
     for s in &m.signals {
         line(
             out,
@@ -184,9 +220,67 @@ fn microarch(out: &mut String, m: &Microarch) {
             format!("{} from {} in {}", s.target, s.kind, s.source),
         );
     }
-    for c in &m.conflicts {
-        line(out, "", format!("conflicting targets: {c}"));
+    for x in &m.mixed {
+        let dispatch = x.dispatch.as_deref().map_or_else(
+            || "no run-time CPU check shows in the file".to_string(),
+            |d| format!("checks the CPU at run time: {d}"),
+        );
+        line(
+            out,
+            "mixed targets",
+            format!(
+                "{}: units built for {}; {} only if that code runs ({dispatch})",
+                x.object,
+                x.targets.join(", "),
+                x.features.join(" ")
+            ),
+        );
     }
+    if !m.unmarked.is_empty() && m.status != TargetStatus::Unknown {
+        line(
+            out,
+            "no target",
+            format!(
+                "{} object(s) record none: {}",
+                m.unmarked.len(),
+                abbreviate(&m.unmarked)
+            ),
+        );
+    }
+}
+
+/// One line for `inspect`: whether this machine's CPU has what the files require, and
+/// whether it could run a higher x86-64 level than they record (information only: the
+/// verdict is `check-bundle`'s).
+pub fn on_this_cpu(m: &Microarch, cpu: &crate::inventory::cpu::HostCpu) -> String {
+    let usable: std::collections::BTreeSet<String> = cpu.usable_features.iter().cloned().collect();
+    let wanted: std::collections::BTreeSet<String> = m.features.iter().cloned().collect();
+    let missing = crate::inventory::cpu::missing_features(&wanted, &usable);
+    let mut says = if m.status == TargetStatus::Unknown {
+        format!(
+            "{}: the files record no requirement to check",
+            cpu.microarchitecture
+        )
+    } else if missing.is_empty() {
+        format!(
+            "{} has every feature the files require",
+            cpu.microarchitecture
+        )
+    } else {
+        format!("{} lacks {}", cpu.microarchitecture, missing.join(", "))
+    };
+    let host_level = crate::inventory::cpu::x86_level_of(&usable);
+    if let Some(level) = m
+        .level
+        .filter(|l| *l < host_level && m.status != TargetStatus::Unknown)
+    {
+        says.push_str(&format!(
+            "; it runs x86-64 level {host_level}, the files record level {level}: a build for it may run faster"
+        ));
+    }
+    let mut out = String::new();
+    line(&mut out, "on this cpu", says);
+    out
 }
 
 fn entrypoint(out: &mut String, e: &Entrypoint) {

@@ -149,6 +149,18 @@ codes! {
         "part of the host's MPI installation could not be read, so it is not verified";
     MicroarchUnsupported = "microarch-unsupported", Error,
         "the container needs a CPU microarchitecture (features) that the host lacks";
+    /// Only a warning: the code may check the CPU before it runs what the host lacks.
+    MicroarchUnverified = "microarch-unverified", Warning,
+        "part of an object was built for CPU features the host lacks, and the files cannot tell whether that code runs only after a check of the CPU";
+    /// Information: nothing wrong is known, but nothing is verified either.
+    MicroarchUnknown = "microarch-unknown", Info,
+        "objects record no CPU target, so what they need of the CPU is unknown";
+    /// Only a warning: what the name stands for is unknown, so it is not verified.
+    CpuTargetUnknown = "cpu-target-unknown", Warning,
+        "a label or a recorded build option names a CPU target that containerspec does not know";
+    /// Information: the image runs, and could run faster.
+    MicroarchHeadroom = "microarch-headroom", Info,
+        "the host supports a higher x86-64 level than the image is built for: a build for it may run faster";
     CudaDriverTooOld = "cuda-driver-too-old", Error,
         "the host's NVIDIA driver is older than the container's CUDA runtime needs";
     GpuDriverMissing = "gpu-driver-missing", Error,
@@ -263,7 +275,12 @@ mod tests {
         Code::PluginUnverified,
         Code::PluginUnusable,
         Code::HostMpiIncomplete,
+        Code::MicroarchUnverified,
+        Code::CpuTargetUnknown,
     ];
+
+    /// Information only.
+    const INFOS: &[Code] = &[Code::MicroarchUnknown, Code::MicroarchHeadroom];
 
     #[test]
     fn every_code_is_listed_once() {
@@ -271,7 +288,7 @@ mod tests {
         for code in Code::all() {
             assert!(seen.insert(*code), "{code} listed twice");
         }
-        assert_eq!(seen.len(), 26);
+        assert_eq!(seen.len(), 30);
     }
 
     #[test]
@@ -320,6 +337,8 @@ mod tests {
         for code in Code::all() {
             let expected = if WARNINGS.contains(code) {
                 Severity::Warning
+            } else if INFOS.contains(code) {
+                Severity::Info
             } else {
                 Severity::Error
             };

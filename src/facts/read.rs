@@ -26,7 +26,9 @@ use crate::inventory::object::Object;
 pub enum PrepareError {
     #[error("host root: {0}")]
     HostRoot(#[source] RootError),
-    #[error("unknown host target {0:?} (an archspec name such as haswell or x86_64_v3)")]
+    #[error(
+        "unknown host target {0:?} (an archspec name such as haswell or x86_64_v3, or a gcc -march= name such as icelake-server)"
+    )]
     UnknownTarget(String),
     #[error("{path}: listed in the config's inject.{set}.libraries: {message}")]
     Listed {
@@ -63,7 +65,15 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
     let hwcaps = inputs.cpu.hwcaps();
     let mut host =
         super::cache::host_facts(inputs, inputs.use_cache, || host_facts(inputs, &hwcaps))?;
-    let (mut container, loader) = container_facts(inputs, &hwcaps);
+    // The container's loader picks glibc-hwcaps copies for the CPU the verdict is for.
+    let container_hwcaps = match &host.target {
+        Some(t) if t.source != TargetSource::Detected && inputs.cpu.arch == "x86_64" => {
+            let level = crate::inventory::cpu::x86_level_of(&t.features);
+            (2..=level).rev().map(|l| format!("x86-64-v{l}")).collect()
+        }
+        _ => hwcaps,
+    };
+    let (mut container, loader) = container_facts(inputs, &container_hwcaps);
     let wanted = inputs
         .annotations
         .get("org.supercontainers.mpi")
@@ -156,7 +166,7 @@ fn host_target(inputs: &Inputs) -> Result<HostTarget, PrepareError> {
         let cpu = inputs.cpu;
         return Ok(HostTarget {
             name: cpu.microarchitecture.clone(),
-            features: cpu.features.iter().cloned().collect(),
+            features: cpu.usable_features.iter().cloned().collect(),
             source: TargetSource::Detected,
             config_file: None,
         });

@@ -36,7 +36,9 @@ struct Examined {
     /// through several symlinks).
     seen: HashSet<String>,
     objects: Vec<ObjectSummary>,
-    signals: Vec<MicroarchSignal>,
+    /// Each object's recorded CPU targets, with whether it counts as the program's own
+    /// (glibc's parts do not).
+    targets: Vec<(String, microarch::ObjectTargets, bool)>,
     glibc: BTreeMap<Version, Vec<String>>,
     findings: Vec<FileFinding>,
 }
@@ -46,7 +48,7 @@ impl Examined {
         Examined {
             seen: HashSet::new(),
             objects: Vec::new(),
-            signals: Vec::new(),
+            targets: Vec::new(),
             glibc: BTreeMap::new(),
             findings: Vec::new(),
         }
@@ -72,7 +74,16 @@ impl Examined {
                 .or_default()
                 .push(obj.path.clone());
         }
-        self.signals.extend(microarch::object_signals(obj));
+        let targets = microarch::object_targets(obj);
+        for name in &targets.unknown {
+            self.findings.push(FileFinding {
+                code: FileCode::UnknownCpuTarget,
+                path: obj.path.clone(),
+                message: format!("{name}; what this file needs of the CPU is unknown"),
+            });
+        }
+        let glibc_part = defines_glibc(obj);
+        self.targets.push((obj.path.clone(), targets, !glibc_part));
         self.objects.push(ObjectSummary {
             path: obj.path.clone(),
             real_path,
@@ -107,6 +118,22 @@ impl Examined {
     }
 }
 
+fn combine_targets(
+    targets: &[(String, microarch::ObjectTargets, bool)],
+    labels: Vec<MicroarchSignal>,
+    arch: Option<&str>,
+) -> Microarch {
+    let examined: Vec<microarch::Examined> = targets
+        .iter()
+        .map(|(path, targets, counts)| microarch::Examined {
+            path,
+            targets,
+            counts: *counts,
+        })
+        .collect();
+    microarch::combine(&examined, labels, arch == Some("x86_64"))
+}
+
 fn root_error_path(e: &crate::input::rootfs::RootError) -> String {
     match e {
         crate::input::rootfs::RootError::Path { path, .. } => path.clone(),
@@ -118,12 +145,7 @@ fn root_error_path(e: &crate::input::rootfs::RootError) -> String {
 /// own parts (they define `GLIBC_*` nodes) need each other's versions, which they
 /// bring along: they are not counted.
 fn glibc_needed(obj: &Object) -> Option<Version> {
-    if obj
-        .info
-        .version_definitions
-        .iter()
-        .any(|d| d.starts_with("GLIBC_"))
-    {
+    if defines_glibc(obj) {
         return None;
     }
     obj.info
@@ -133,6 +155,14 @@ fn glibc_needed(obj: &Object) -> Option<Version> {
         .filter(|v| !v.weak)
         .filter_map(|v| Version::from_node(&v.name, "GLIBC_"))
         .max()
+}
+
+/// glibc's own parts define `GLIBC_*` version nodes.
+fn defines_glibc(obj: &Object) -> bool {
+    obj.info
+        .version_definitions
+        .iter()
+        .any(|d| d.starts_with("GLIBC_"))
 }
 
 /// An inventory with the entrypoint's loaded objects and the loader that found them,
@@ -214,14 +244,13 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
     }
     let labels = filter_labels(req.annotations);
     let (label_signals, unknown) = microarch::label_signals(&labels);
-    for (key, value) in unknown {
+    for (key, message) in unknown {
         examined.findings.push(FileFinding {
             code: FileCode::UnknownCpuTarget,
-            path: key.clone(),
-            message: format!("label {key}={value}: not a target archspec knows"),
+            path: key,
+            message,
         });
     }
-    examined.signals.extend(label_signals);
     let glibc_required = examined
         .glibc
         .iter()
@@ -235,6 +264,7 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
         Some((e, c)) => (Some(e), Some(c)),
         None => (None, None),
     };
+    let microarch = combine_targets(&examined.targets, label_signals, arch.as_deref());
     let inventory = Inventory {
         schema_version: SCHEMA_VERSION,
         root: root.display().to_string(),
@@ -248,7 +278,7 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
         kernel: None,
         entrypoint,
         glibc_required,
-        microarch: microarch::combine(std::mem::take(&mut examined.signals)),
+        microarch,
         labels,
         objects: examined.objects,
         scan,

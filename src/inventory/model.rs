@@ -12,7 +12,7 @@ use super::cpu::HostCpu;
 use super::loader::FoundVia;
 
 /// Bumped only when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Inventory {
@@ -177,24 +177,82 @@ pub struct GlibcRequirement {
     pub needed_by: Vec<String>,
 }
 
+/// The CPU features the container's files require.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Microarch {
-    /// The most specific target every signal agrees with (an archspec name such as
-    /// `x86_64_v3`), or null when nothing above the architecture's baseline is required.
+    /// How much the files tell: every examined object records its target, a label
+    /// declares it, only some objects record it, or nothing does.
+    pub status: TargetStatus,
+    /// For people: the recorded targets that set the requirement (`haswell`,
+    /// `x86-64-v3 + znver2`), or null when nothing above the architecture's baseline is
+    /// recorded.
     pub required: Option<String>,
+    /// x86 only: the highest generic x86-64 level (1..=4) whose features `features` holds.
+    pub level: Option<u8>,
+    /// The code-generation features every host must have (`/proc/cpuinfo` spelling):
+    /// the union over the objects and labels; empty when only the baseline is required.
+    pub features: Vec<String>,
+    /// Objects with units built for more than `features`: needed only where that code
+    /// runs without checking the CPU first, which the files cannot prove.
+    pub mixed: Vec<MixedObject>,
     pub signals: Vec<MicroarchSignal>,
-    /// Signals that name targets of which neither includes the other.
-    pub conflicts: Vec<String>,
+    /// Examined objects (glibc's own parts aside) that record no target: their
+    /// requirement is unknown.
+    pub unmarked: Vec<String>,
+}
+
+/// How much the files tell about the CPU the container needs.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetStatus {
+    /// Every examined object records its target.
+    Recorded,
+    /// A label declares the target (some objects may record nothing).
+    Declared,
+    /// Some objects record their target, others nothing.
+    Partial,
+    /// Nothing records a target.
+    #[default]
+    Unknown,
+}
+
+impl TargetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Recorded => "recorded",
+            TargetStatus::Declared => "declared",
+            TargetStatus::Partial => "partial",
+            TargetStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// An object whose compilation units were built for different targets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct MixedObject {
+    pub object: String,
+    /// The targets its units record.
+    pub targets: Vec<String>,
+    /// The features only some units need, beyond the container's requirement.
+    pub features: Vec<String>,
+    /// A sign that the object checks the CPU at run time (a symbol and its table), or null
+    /// when the files show none (a stripped file shows none either way).
+    pub dispatch: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MicroarchSignal {
-    /// archspec name of the target the signal requires.
+    /// The target as recorded: a gcc `-march=` name with the options that changed it
+    /// (`haswell+avx512f`), `x86-64-vN`, or an archspec name from a label.
     pub target: String,
     /// `x86-isa-note`, `go-goamd64`, `gcc-march`, `label`.
     pub kind: String,
     /// The file (or label key) it comes from.
     pub source: String,
+    /// The code-generation features it requires (`/proc/cpuinfo` spelling).
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

@@ -79,7 +79,7 @@ fn a_v4_container_on_a_haswell_host() {
     );
     assert!(
         f["message"].as_str().unwrap().contains(
-            "the host CPU (haswell) lacks avx512bw, avx512cd, avx512dq, avx512f, avx512vl"
+            "the host CPU haswell (--host-target) lacks avx512bw, avx512cd, avx512dq, avx512f, avx512vl"
         ),
         "{f}"
     );

@@ -150,12 +150,13 @@ fn isa_level_notes_and_labels_set_the_required_target() {
     }
     let bundle = bundle_with_config(&root, &config(&["/bin/v3"], &[], ""));
     let inv = json(&["inspect", bundle.to_str().unwrap()]);
-    assert_eq!(inv["microarch"]["required"], "x86_64_v3");
+    assert_eq!(inv["microarch"]["required"], "x86-64-v3");
+    assert_eq!(inv["microarch"]["level"], 3);
     let signals = inv["microarch"]["signals"].as_array().unwrap();
     assert_eq!(signals.len(), 1, "{signals:?}");
     assert_eq!(signals[0]["kind"], "x86-isa-note");
     assert_eq!(signals[0]["source"], "/bin/v3");
-    // A label asking for more wins, and is listed with where it came from.
+    // A label asking for more adds to it, and is listed with where it came from.
     let annotations =
         r#""io.archspec.cpu.target":"x86_64_v4","org.supercontainers.mpi":"mpich","unrelated":"x""#;
     let bundle = bundle_with_config(&root, &config(&["/bin/v3"], &[], annotations));

@@ -18,8 +18,8 @@ use super::facts::{Facts, Lib, is_glibc_part};
 use super::finding::{Code, Finding};
 use super::plan::Selection;
 use super::request::Inject;
-use crate::inventory::cpu::{TargetCheck, target_supported};
-use crate::inventory::model::{LibcFamily, MpiAbi};
+use crate::inventory::cpu::{missing_features, x86_level_of};
+use crate::inventory::model::{FileCode, LibcFamily, MpiAbi, TargetStatus};
 use crate::inventory::version::Version;
 
 /// Runs every rule.
@@ -106,39 +106,150 @@ fn arch(facts: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
+/// The CPU rule: the host must have every code-generation feature the container's files
+/// (and labels) require; features that only part of an object was built for are
+/// unverified; objects that record nothing are said to be unknown; an image built below
+/// what the host runs is told so.
 fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
     let Some(inv) = &facts.container.inventory else {
         return;
     };
-    let (Some(required), Some(host)) = (&inv.microarch.required, &facts.host.target) else {
+    for f in inv
+        .findings
+        .iter()
+        .filter(|f| f.code == FileCode::UnknownCpuTarget)
+    {
+        out.push(
+            Finding::new(Code::CpuTargetUnknown, f.message.clone())
+                .objects([f.path.clone()])
+                .hint("use an archspec name (zen3, icelake, x86_64_v3) in labels; what the name requires is not verified"),
+        );
+    }
+    let Some(host) = &facts.host.target else {
         return;
     };
-    let signals: Vec<String> = inv
-        .microarch
-        .signals
-        .iter()
-        .filter(|s| &s.target == required)
-        .map(|s| format!("{} ({})", s.source, s.kind))
-        .collect();
-    match target_supported(required, &host.features, &host.name) {
-        Ok(()) => {}
-        Err(TargetCheck::Missing(missing)) => {
-            let lacks = if missing.is_empty() {
-                format!("{} is not {required} or a descendant of it", host.name)
-            } else {
-                format!("the host CPU ({}) lacks {}", host.name, missing.join(", "))
-            };
-            out.push(
-                Finding::new(Code::MicroarchUnsupported, format!("the container requires {required}; {lacks}"))
-                    .hint(format!("use an image built for {} or an older target, or run on a node that is {required}", host.name))
-                    .objects(signals)
-                    .versions(missing),
-            );
+    let host_arch = facts
+        .host
+        .inventory
+        .as_ref()
+        .and_then(|i| i.arch.as_deref());
+    if inv.arch.is_some() && host_arch.is_some() && inv.arch.as_deref() != host_arch {
+        // The arch rule already refuses, and one architecture's features mean nothing
+        // on another.
+        return;
+    }
+    let m = &inv.microarch;
+    let required: BTreeSet<String> = m.features.iter().cloned().collect();
+    let missing = missing_features(&required, &host.features);
+    let host_name = format!("{} ({})", host.name, host.source_text());
+    if !missing.is_empty() {
+        let by: Vec<String> = m
+            .signals
+            .iter()
+            .filter(|s| s.features.iter().any(|f| missing.contains(f)))
+            .filter(|s| !m.mixed.iter().any(|x| x.object == s.source))
+            .map(|s| format!("{} ({} {})", s.source, s.kind, s.target))
+            .collect();
+        let required_name = m.required.clone().unwrap_or_else(|| "its targets".into());
+        out.push(
+            Finding::new(
+                Code::MicroarchUnsupported,
+                format!(
+                    "the container requires {required_name}; the host CPU {host_name} lacks {}",
+                    missing.join(", ")
+                ),
+            )
+            .hint(format!(
+                "run it on a node whose CPU has {}, or use an image built for this one \
+                 (gcc -march={} or lower)",
+                missing.join(", "),
+                host.name
+            ))
+            .objects(by)
+            .versions(missing.clone()),
+        );
+    }
+    for x in &m.mixed {
+        let lacking: Vec<String> = x
+            .features
+            .iter()
+            .filter(|f| !missing_features(&[(*f).clone()].into(), &host.features).is_empty())
+            .cloned()
+            .collect();
+        if lacking.is_empty() {
+            continue;
         }
-        Err(TargetCheck::Unknown(name)) => out.push(Finding::new(
-            Code::MicroarchUnsupported,
-            format!("the container requires CPU target {name:?}, which archspec does not know"),
-        )),
+        let dispatch = match &x.dispatch {
+            Some(d) => format!("it checks the CPU at run time ({d}), so that code probably runs only where it can"),
+            None => "the file shows no run-time CPU check (a stripped file would not), so if that code runs unguarded the program dies with SIGILL".to_string(),
+        };
+        out.push(
+            Finding::new(
+                Code::MicroarchUnverified,
+                format!(
+                    "{} links code built for {}; the host CPU {host_name} lacks {}, which only part of it was built to use: {dispatch}",
+                    x.object,
+                    x.targets.join(", "),
+                    lacking.join(", ")
+                ),
+            )
+            .hint("run it once on such a node, or declare the requirement with the io.archspec.cpu.target label")
+            .objects([x.object.clone()])
+            .versions(lacking),
+        );
+    }
+    if matches!(m.status, TargetStatus::Unknown | TargetStatus::Partial) && !m.unmarked.is_empty() {
+        let first: Vec<&String> = m.unmarked.iter().take(3).collect();
+        let more = m.unmarked.len().saturating_sub(first.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let list: Vec<&str> = first.iter().map(|s| s.as_str()).collect();
+        let verb = if m.unmarked.len() == 1 {
+            "records"
+        } else {
+            "record"
+        };
+        out.push(
+            Finding::new(
+                Code::MicroarchUnknown,
+                format!(
+                    "what the container needs of the CPU is unknown: {}{more} {verb} no target \
+                     (no ISA-level note, no recorded -march, no GOAMD64)",
+                    list.join(", ")
+                ),
+            )
+            .hint(
+                "declare it with the io.archspec.cpu.target label, or build with -mneeded \
+                   (gcc 11+) or link with -Wl,-z,x86-64-vN so the files say it",
+            )
+            .objects(m.unmarked.clone()),
+        );
+    }
+    let host_level = x86_level_of(&host.features);
+    let known = m.status != TargetStatus::Unknown;
+    if let Some(level) = m.level.filter(|l| known && *l < host_level) {
+        let recorded = if m.status == TargetStatus::Recorded {
+            ""
+        } else {
+            ", as far as its files record"
+        };
+        out.push(
+            Finding::new(
+                Code::MicroarchHeadroom,
+                format!(
+                    "the image is built for x86-64 level {level}{recorded}; the host CPU \
+                     {host_name} runs level {host_level}: a build for it may run faster"
+                ),
+            )
+            .hint(format!(
+                "publish a variant built with -march=x86-64-v{host_level} (or for this CPU) \
+                 and choose it on such nodes"
+            ))
+            .versions([format!("x86-64-v{level}"), format!("x86-64-v{host_level}")]),
+        );
     }
 }
 

@@ -3,9 +3,12 @@
 use super::loaded::plugins_unusable;
 use super::*;
 use crate::engine::facts::{HostMpi, HostTarget, Import, MpiLib, TargetSource};
+use crate::engine::finding::Severity;
 use crate::engine::plan::select;
 use crate::inventory::elf::{NeededVersion, VersionNeed};
-use crate::inventory::model::{Inventory, Libc, Microarch, MicroarchSignal, MpiInstall};
+use crate::inventory::model::{
+    FileFinding, Inventory, Libc, Microarch, MicroarchSignal, MixedObject, MpiInstall,
+};
 
 fn need(file: &str, versions: &[&str]) -> VersionNeed {
     VersionNeed {
@@ -525,6 +528,45 @@ fn musl_and_static_cannot_take_libraries() {
     );
 }
 
+fn on_host(f: &mut Facts, target: &str) {
+    let (name, features) = crate::inventory::cpu::target_as_host(target).unwrap();
+    f.host.target = Some(HostTarget {
+        name,
+        features,
+        source: TargetSource::HostTargetOption,
+        config_file: None,
+    });
+}
+
+fn needs(target: &str, kind: &str, status: TargetStatus) -> Microarch {
+    let features: Vec<String> = crate::inventory::cpu::target_features(target)
+        .unwrap()
+        .into_iter()
+        .collect();
+    Microarch {
+        status,
+        required: Some(target.into()),
+        level: Some(crate::inventory::cpu::x86_level_of(
+            &features.iter().cloned().collect(),
+        )),
+        features: features.clone(),
+        mixed: vec![],
+        signals: vec![MicroarchSignal {
+            target: target.into(),
+            kind: kind.into(),
+            source: "/app".into(),
+            features,
+        }],
+        unmarked: vec![],
+    }
+}
+
+fn set_microarch(f: &mut Facts, m: Microarch) {
+    if let Some(inv) = f.container.inventory.as_mut() {
+        inv.microarch = m;
+    }
+}
+
 #[test]
 fn arch_and_microarch() {
     let mut f = mpich_pair(36, 34, "4.0.2");
@@ -534,37 +576,103 @@ fn arch_and_microarch() {
     assert_eq!(run(&f, Inject::default())[0].code, Code::ArchMismatch);
 
     let mut f = mpich_pair(36, 34, "4.0.2");
-    let (name, features) = crate::inventory::cpu::target_as_host("haswell").unwrap();
-    f.host.target = Some(HostTarget {
-        name,
-        features,
-        source: TargetSource::HostTargetOption,
-        config_file: None,
-    });
-    if let Some(inv) = f.container.inventory.as_mut() {
-        inv.microarch = Microarch {
-            required: Some("x86_64_v4".into()),
-            signals: vec![MicroarchSignal {
-                target: "x86_64_v4".into(),
-                kind: "x86-isa-note".into(),
-                source: "/app".into(),
-            }],
-            conflicts: vec![],
-        };
-    }
+    on_host(&mut f, "haswell");
+    set_microarch(
+        &mut f,
+        needs("x86_64_v4", "x86-isa-note", TargetStatus::Recorded),
+    );
     let got = run(&f, Inject::default());
-    assert_eq!(got.len(), 1);
+    assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].code, Code::MicroarchUnsupported);
     assert_eq!(
         got[0].versions,
         vec!["avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl"]
     );
-    assert_eq!(got[0].objects, vec!["/app (x86-isa-note)"]);
+    assert_eq!(got[0].objects, vec!["/app (x86-isa-note x86_64_v4)"]);
     // Built for the host's own level: fine.
-    if let Some(inv) = f.container.inventory.as_mut() {
-        inv.microarch.required = Some("x86_64_v3".into());
-    }
+    set_microarch(
+        &mut f,
+        needs("x86_64_v3", "x86-isa-note", TargetStatus::Recorded),
+    );
     assert!(run(&f, Inject::default()).is_empty());
+    // Features, not lineage: a haswell build on an AMD zen2 (every Haswell feature).
+    on_host(&mut f, "zen2");
+    set_microarch(
+        &mut f,
+        needs("haswell", "gcc-march", TargetStatus::Recorded),
+    );
+    assert!(run(&f, Inject::default()).is_empty());
+}
+
+#[test]
+fn microarch_uncertain_and_headroom() {
+    let mut f = mpich_pair(36, 34, "4.0.2");
+    on_host(&mut f, "haswell");
+    // A baseline main with an AVX-512 kernel: unverified (a warning), not refused.
+    let mut m = needs("x86_64", "gcc-march", TargetStatus::Recorded);
+    m.level = Some(1);
+    m.mixed = vec![MixedObject {
+        object: "/app".into(),
+        targets: vec!["x86-64".into(), "skylake-avx512".into()],
+        features: vec!["avx512f".into(), "avx512vl".into(), "avx2".into()],
+        dispatch: None,
+    }];
+    set_microarch(&mut f, m.clone());
+    let got = run(&f, Inject::default());
+    let codes: Vec<Code> = got.iter().map(|x| x.code).collect();
+    assert_eq!(
+        codes,
+        vec![Code::MicroarchUnverified, Code::MicroarchHeadroom],
+        "{got:?}"
+    );
+    assert_eq!(got[0].versions, vec!["avx512f", "avx512vl"]);
+    assert!(
+        got[0].message.contains("no run-time CPU check"),
+        "{}",
+        got[0].message
+    );
+    assert!(got[1].message.contains("level 1") && got[1].message.contains("level 3"));
+    m.mixed[0].dispatch = Some("__cpu_model in .strtab".into());
+    set_microarch(&mut f, m.clone());
+    let got = run(&f, Inject::default());
+    assert!(got[0].message.contains("__cpu_model"), "{}", got[0].message);
+    // A host with the kernel's features: nothing to say about it.
+    on_host(&mut f, "skylake_avx512");
+    set_microarch(&mut f, needs("x86_64_v4", "label", TargetStatus::Declared));
+    assert!(run(&f, Inject::default()).is_empty());
+    // Nothing recorded: unknown, said as information, and the verdict stands.
+    let mut m = Microarch {
+        level: Some(1),
+        unmarked: vec!["/app".into(), "/lib/libx.so".into()],
+        ..Microarch::default()
+    };
+    set_microarch(&mut f, m.clone());
+    let got = run(&f, Inject::default());
+    let codes: Vec<(Code, Severity)> = got.iter().map(|x| (x.code, x.severity)).collect();
+    // (No headroom: nothing says what it is built for.)
+    assert_eq!(codes, vec![(Code::MicroarchUnknown, Severity::Info)]);
+    assert!(
+        got[0].message.contains("/app, /lib/libx.so"),
+        "{}",
+        got[0].message
+    );
+    // A label with an unknown name: a warning in the verdict.
+    m.unmarked.clear();
+    m.level = Some(4);
+    set_microarch(&mut f, m);
+    if let Some(inv) = f.container.inventory.as_mut() {
+        inv.findings.push(FileFinding {
+            code: FileCode::UnknownCpuTarget,
+            path: "io.archspec.cpu.target".into(),
+            message: "label io.archspec.cpu.target=znver3: not a target archspec knows".into(),
+        });
+    }
+    let got = run(&f, Inject::default());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (got[0].code, got[0].severity),
+        (Code::CpuTargetUnknown, Severity::Warning)
+    );
 }
 
 #[test]

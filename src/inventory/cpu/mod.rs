@@ -2,8 +2,8 @@
 //! x86-64 level and feature flags, plus a cross-check of archspec's answer against a second,
 //! independent source (CPUID with the OS-enabled XCR0 state on x86_64, the auxiliary vector's
 //! HWCAP words on aarch64). An image built for a newer microarchitecture than the node dies with
-//! SIGILL, so [`target_supported`] answers whether an image's target may run here, using
-//! archspec's ancestry and feature lists. Nothing in this module panics: detection problems
+//! SIGILL, so [`target_supported`] answers whether an image's target may run here, by the
+//! code-generation features the target lets a compiler use ([`names`]). Nothing in this module panics: detection problems
 //! become notes and generic fallbacks, because this runs as root on every container start.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +15,7 @@ use archspec::cpu::Microarchitecture;
 mod aarch64;
 mod cpuinfo;
 mod crosscheck;
+mod names;
 mod targets;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ mod x86;
 use aarch64::*;
 use cpuinfo::*;
 use crosscheck::*;
+pub use names::*;
 pub use targets::*;
 #[allow(unused_imports)]
 use x86::*;
@@ -45,6 +47,11 @@ pub struct HostCpu {
     /// Feature flags of the first processor in /proc/cpuinfo, sorted (the spelling archspec
     /// uses: "pni" for SSE3, "abm" for LZCNT, "avx512f").
     pub features: Vec<String>,
+    /// The features verdicts use, sorted: on x86_64 each code-generation feature as CPUID
+    /// reports it with the register state the OS enables (an emulator or a virtual machine
+    /// that masks features makes /proc/cpuinfo say otherwise), the rest as /proc/cpuinfo
+    /// lists them; elsewhere /proc/cpuinfo's.
+    pub usable_features: Vec<String>,
     /// The independent source's opinion of the above.
     pub cross_check: CrossCheck,
 }
@@ -68,18 +75,13 @@ pub enum TargetCheck {
     /// The name is neither an archspec target nor a common spelling of one.
     #[error("unknown cpu target {0:?}")]
     Unknown(String),
-    /// The target's features the host lacks, sorted. Empty when the host has every feature
-    /// but is not the target or one of its descendants (e.g. an Intel target on an AMD host).
+    /// The target's code-generation features the host lacks, sorted.
     #[error("{}", missing_message(.0))]
     Missing(Vec<String>),
 }
 
 fn missing_message(missing: &[String]) -> String {
-    if missing.is_empty() {
-        "host is not this target or a descendant of it in archspec".to_string()
-    } else {
-        format!("host cpu lacks {}", missing.join(", "))
-    }
+    format!("host cpu lacks {}", missing.join(", "))
 }
 
 /// The generic levels above the baseline, in ascending order.
@@ -96,14 +98,32 @@ pub fn host_cpu() -> HostCpu {
     }
     let cpuinfo = cpuinfo.unwrap_or_default();
     let features = cpuinfo_features(&cpuinfo, &arch);
-    let detected = detect(&arch, &mut notes);
-    let vendor = if detected.vendor == "generic" {
+    let mut detected = detect(&arch, &mut notes);
+    let mut vendor = if detected.vendor == "generic" {
         cpu_vendor(&cpuinfo, &arch)
     } else {
         detected.vendor.clone()
     };
-    let generic_level = is_x86(&arch).then(|| level_name(x86_level(&features)));
     let mut cross_check = native_cross_check(&arch, &features, &detected);
+    let usable = usable(&arch, &features);
+    if let Some((usable, cpuid_vendor)) = &usable {
+        // archspec named the CPU from /proc/cpuinfo; where CPUID disagrees (an emulator, a
+        // VM that masks features), the name follows the features code can really use.
+        if usable != &features && !cross_check.agrees {
+            let vendor_now = cpuid_vendor.clone().unwrap_or_else(|| vendor.clone());
+            if let Some(name) = best_target(&arch, usable, &vendor_now) {
+                notes.push(format!(
+                    "verdicts use cpuid's features (with the os-enabled state): {name}, not \
+                     {} as /proc/cpuinfo suggests",
+                    detected.name
+                ));
+                detected.name = name;
+                vendor = vendor_now;
+            }
+        }
+    }
+    let usable = usable.map_or_else(|| features.clone(), |(u, _)| u);
+    let generic_level = is_x86(&arch).then(|| level_name(x86_level(&usable)));
     notes.append(&mut cross_check.notes);
     cross_check.notes = notes;
     HostCpu {
@@ -112,8 +132,19 @@ pub fn host_cpu() -> HostCpu {
         vendor,
         generic_level,
         features: features.into_iter().collect(),
+        usable_features: usable.into_iter().collect(),
         cross_check,
     }
+}
+
+/// The usable features and CPUID's vendor (x86_64 only).
+#[allow(unused_variables)]
+fn usable(arch: &str, cpuinfo: &BTreeSet<String>) -> Option<(BTreeSet<String>, Option<String>)> {
+    #[cfg(target_arch = "x86_64")]
+    if arch == "x86_64" {
+        return Some(native_usable(cpuinfo));
+    }
+    None
 }
 
 impl HostCpu {
@@ -146,37 +177,42 @@ pub fn x86_level(features: &BTreeSet<String>) -> u8 {
     level
 }
 
-/// A target runs on a host iff the host is that target or one of its descendants in archspec.
+/// A target runs on a host iff the host has every code-generation feature the target lets
+/// a compiler use. Features, not names: a `haswell` binary runs on an AMD CPU with every
+/// Haswell feature, whatever archspec's ancestry says.
+///
+/// `target` is an archspec name (or a spelling [`normalize_target`] accepts) or a gcc
+/// `-march=` name; `host_features` are in `/proc/cpuinfo` spelling (archspec's "sse3" is
+/// read as the kernel's "pni").
 ///
 /// # Errors
 ///
-/// [`TargetCheck::Unknown`] when `target` is not an archspec name or a spelling accepted by
-/// [`normalize_target`]. [`TargetCheck::Missing`] otherwise, listing the target's features
-/// (`all_features`, with archspec's aliases applied) absent from `host_features`, sorted. As a
-/// guard against inconsistent inputs, a host in the right lineage whose features lack some of
-/// the target's is refused too.
-pub fn target_supported(
-    target: &str,
-    host_features: &BTreeSet<String>,
-    host_microarch: &str,
-) -> Result<(), TargetCheck> {
-    let unknown = || TargetCheck::Unknown(target.to_string());
-    let name = normalize_target(target).ok_or_else(unknown)?;
-    let wanted = known_targets()
-        .and_then(|t| t.get(&name))
-        .ok_or_else(unknown)?;
-    let family = wanted.family().name().to_string();
-    let mut missing: Vec<String> = wanted
-        .all_features()
-        .into_iter()
-        .filter(|f| !feature_present(f, host_features, &family))
-        .collect();
-    missing.sort();
-    if missing.is_empty() && in_lineage(host_microarch, wanted) {
+/// [`TargetCheck::Unknown`] when no table knows `target`. [`TargetCheck::Missing`]
+/// otherwise, listing the target's features absent from `host_features`, sorted.
+pub fn target_supported(target: &str, host_features: &BTreeSet<String>) -> Result<(), TargetCheck> {
+    let wanted = target_features(target).ok_or_else(|| TargetCheck::Unknown(target.to_string()))?;
+    let missing = missing_features(&wanted, host_features);
+    if missing.is_empty() {
         Ok(())
     } else {
         Err(TargetCheck::Missing(missing))
     }
+}
+
+/// The code-generation features of a target name: archspec's names first, then gcc's.
+#[must_use]
+pub fn target_features(name: &str) -> Option<BTreeSet<String>> {
+    archspec_features(name).or_else(|| gcc_march_features(name.trim()))
+}
+
+/// `wanted`'s features that `host` lacks, sorted (archspec's "sse3" counts as "pni").
+#[must_use]
+pub fn missing_features(wanted: &BTreeSet<String>, host: &BTreeSet<String>) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|f| !(host.contains(*f) || (f.as_str() == "pni" && host.contains("sse3"))))
+        .cloned()
+        .collect()
 }
 
 /// Normalises a target name: archspec names and the spellings "x86-64-v3", "x86_64_v3",
@@ -192,38 +228,6 @@ pub fn normalize_target(name: &str) -> Option<String> {
         other => other,
     };
     known_targets()?.contains_key(key).then(|| key.to_string())
-}
-
-/// Whether the host has `feature`, honouring archspec's feature aliases. archspec's lists are
-/// not all in cpuinfo spelling: core2 and its Intel descendants inherit "sse3" from nocona,
-/// which the kernel calls "pni" and archspec aliases to "ssse3"; "neon" stands for all of
-/// aarch64.
-fn feature_present(feature: &str, host_features: &BTreeSet<String>, family: &str) -> bool {
-    if host_features.contains(feature) || (feature == "sse3" && host_features.contains("pni")) {
-        return true;
-    }
-    let schema = guarded(
-        "loading its schema",
-        archspec::schema::MicroarchitecturesSchema::schema,
-    );
-    let Some(alias) = schema.and_then(|s| s.feature_aliases.get(feature)) else {
-        return false;
-    };
-    let any_of = alias
-        .any_of
-        .as_ref()
-        .is_some_and(|names| names.iter().any(|n| host_features.contains(n)));
-    let by_family = alias
-        .families
-        .as_ref()
-        .is_some_and(|names| names.iter().any(|n| n == family));
-    any_of || by_family
-}
-
-fn in_lineage(host_microarch: &str, target: &Microarchitecture) -> bool {
-    let host = normalize_target(host_microarch)
-        .and_then(|name| known_targets().and_then(|t| t.get(&name)));
-    host.is_some_and(|h| h.name() == target.name() || h.decendent_of(target))
 }
 
 fn level_name(level: u8) -> String {

@@ -15,12 +15,39 @@ pub(super) fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
-/// A named target as a host: its archspec name and every feature it has, for verdicts
-/// "as if on a haswell node" (`--host-target`). None for names archspec does not know.
+/// A named target as a host: its name and the code-generation features it has, for
+/// verdicts "as if on a haswell node" (`--host-target`). archspec names first (normalised),
+/// then gcc's `-march=` names (`icelake-server`, `znver5`). None for names neither knows.
 pub fn target_as_host(name: &str) -> Option<(String, BTreeSet<String>)> {
-    let name = normalize_target(name)?;
-    let target = known_targets()?.get(&name)?;
-    Some((name, target.all_features().into_iter().collect()))
+    if let Some(archspec) = normalize_target(name) {
+        return Some((archspec.clone(), archspec_features(&archspec)?));
+    }
+    let name = name.trim();
+    Some((name.to_string(), gcc_march_features(name)?))
+}
+
+/// The archspec target a feature set makes a CPU of `vendor`, judged on code-generation
+/// features only (the ones CPUID is read for): among the targets of the architecture's
+/// family (vendor's or generic) whose features ([`target_features`]) it has all of, the
+/// one with the most ancestors, then the most features, as archspec chooses.
+pub(super) fn best_target(arch: &str, features: &BTreeSet<String>, vendor: &str) -> Option<String> {
+    let targets = known_targets()?;
+    let root = targets.get(arch)?;
+    targets
+        .values()
+        .filter(|t| t.name() == root.name() || t.decendent_of(root))
+        .filter(|t| t.vendor() == vendor || t.vendor() == "generic")
+        .filter(|t| {
+            target_features(t.name()).is_some_and(|f| missing_features(&f, features).is_empty())
+        })
+        .max_by_key(|t| {
+            (
+                t.ancestors().len(),
+                t.all_features().len(),
+                std::cmp::Reverse(t.name().to_string()),
+            )
+        })
+        .map(|t| t.name().to_string())
 }
 
 pub(super) fn known_targets() -> Option<&'static HashMap<String, Arc<Microarchitecture>>> {

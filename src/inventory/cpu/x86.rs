@@ -3,14 +3,20 @@
 #[allow(unused_imports)]
 use super::*;
 
-/// The features cross-checked through CPUID: every feature of archspec's generic levels, plus
-/// SSE3 ("pni").
+/// The features cross-checked through CPUID against /proc/cpuinfo: every feature of
+/// archspec's generic levels, SSE3 ("pni") and the code-generation extensions whose
+/// cpuinfo names the kernel has long used. (Every code-generation feature is read from
+/// CPUID for the usable set; the newest have no cpuinfo name to compare with.)
 #[cfg(any(target_arch = "x86_64", test))]
 #[rustfmt::skip]
-pub(super) const CPUID_FEATURES: [&str; 24] = [
-    "abm", "avx", "avx2", "avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl", "bmi1", "bmi2",
-    "cx16", "f16c", "fma", "lahf_lm", "mmx", "movbe", "pni", "popcnt", "sse", "sse2",
-    "sse4_1", "sse4_2", "ssse3", "xsave",
+pub(super) const CPUID_FEATURES: [&str; 47] = [
+    "abm", "aes", "avx", "avx2", "avx512_4fmaps", "avx512_4vnniw", "avx512_bf16",
+    "avx512_bitalg", "avx512_fp16", "avx512_vbmi2", "avx512_vnni", "avx512_vp2intersect",
+    "avx512_vpopcntdq", "avx512bw", "avx512cd", "avx512dq", "avx512er", "avx512f",
+    "avx512ifma", "avx512pf", "avx512vbmi", "avx512vl", "avx_vnni", "bmi1", "bmi2", "cx16",
+    "f16c", "fma", "fma4", "gfni", "lahf_lm", "mmx", "movbe", "pclmulqdq", "pni", "popcnt",
+    "sha_ni", "sse", "sse2", "sse4_1", "sse4_2", "sse4a", "ssse3", "tbm", "vaes",
+    "vpclmulqdq", "xop",
 ];
 
 /// The register state the OS must enable (in XCR0) before a feature's instructions work.
@@ -100,21 +106,103 @@ pub(super) fn cpuid_bits<R: raw_cpuid::CpuIdReader>(
         ("movbe", l1.is_some_and(|f| f.has_movbe()), Sse),
         ("popcnt", l1.is_some_and(|f| f.has_popcnt()), Sse),
         ("xsave", l1.is_some_and(|f| f.has_xsave()), Sse),
+        ("aes", l1.is_some_and(|f| f.has_aesni()), Sse),
+        ("pclmulqdq", l1.is_some_and(|f| f.has_pclmulqdq()), Sse),
         ("lahf_lm", ext.is_some_and(|f| f.has_lahf_sahf()), Sse),
         ("abm", ext.is_some_and(|f| f.has_lzcnt()), Sse),
+        ("sse4a", ext.is_some_and(|f| f.has_sse4a()), Sse),
+        ("tbm", ext.is_some_and(|f| f.has_tbm()), Sse),
         ("bmi1", l7.is_some_and(|f| f.has_bmi1()), Sse),
         ("bmi2", l7.is_some_and(|f| f.has_bmi2()), Sse),
-        // F16C and FMA are VEX-encoded, so they need AVX state like AVX itself.
+        ("sha_ni", l7.is_some_and(|f| f.has_sha()), Sse),
+        ("gfni", l7.is_some_and(|f| f.has_gfni()), Sse),
+        // VEX-encoded: they need AVX state like AVX itself.
         ("avx", l1.is_some_and(|f| f.has_avx()), Ymm),
         ("f16c", l1.is_some_and(|f| f.has_f16c()), Ymm),
         ("fma", l1.is_some_and(|f| f.has_fma()), Ymm),
+        ("fma4", ext.is_some_and(|f| f.has_fma4()), Ymm),
+        ("xop", ext.is_some_and(|f| f.has_xop()), Ymm),
         ("avx2", l7.is_some_and(|f| f.has_avx2()), Ymm),
+        ("vaes", l7.is_some_and(|f| f.has_vaes()), Ymm),
+        ("vpclmulqdq", l7.is_some_and(|f| f.has_vpclmulqdq()), Ymm),
+        ("avx_vnni", l7.is_some_and(|f| f.has_avx_vnni()), Ymm),
+        ("avx_ifma", l7.is_some_and(|f| f.has_avx_ifma()), Ymm),
+        (
+            "avx_vnni_int8",
+            l7.is_some_and(|f| f.has_avx_vnni_int8()),
+            Ymm,
+        ),
+        (
+            "avx_ne_convert",
+            l7.is_some_and(|f| f.has_avx_ne_convert()),
+            Ymm,
+        ),
+        // EVEX-encoded: opmask and ZMM state too.
         ("avx512f", l7.is_some_and(|f| f.has_avx512f()), Zmm),
         ("avx512dq", l7.is_some_and(|f| f.has_avx512dq()), Zmm),
         ("avx512cd", l7.is_some_and(|f| f.has_avx512cd()), Zmm),
         ("avx512bw", l7.is_some_and(|f| f.has_avx512bw()), Zmm),
         ("avx512vl", l7.is_some_and(|f| f.has_avx512vl()), Zmm),
+        ("avx512ifma", l7.is_some_and(|f| f.has_avx512_ifma()), Zmm),
+        ("avx512vbmi", l7.is_some_and(|f| f.has_avx512vbmi()), Zmm),
+        ("avx512_vbmi2", l7.is_some_and(|f| f.has_avx512vbmi2()), Zmm),
+        ("avx512_vnni", l7.is_some_and(|f| f.has_avx512vnni()), Zmm),
+        (
+            "avx512_bitalg",
+            l7.is_some_and(|f| f.has_avx512bitalg()),
+            Zmm,
+        ),
+        (
+            "avx512_vpopcntdq",
+            l7.is_some_and(|f| f.has_avx512vpopcntdq()),
+            Zmm,
+        ),
+        ("avx512_bf16", l7.is_some_and(|f| f.has_avx512_bf16()), Zmm),
+        ("avx512_fp16", l7.is_some_and(|f| f.has_avx512_fp16()), Zmm),
+        (
+            "avx512_vp2intersect",
+            l7.is_some_and(|f| f.has_avx512_vp2intersect()),
+            Zmm,
+        ),
+        ("avx512er", l7.is_some_and(|f| f.has_avx512er()), Zmm),
+        ("avx512pf", l7.is_some_and(|f| f.has_avx512pf()), Zmm),
+        (
+            "avx512_4fmaps",
+            l7.is_some_and(|f| f.has_avx512_4fmaps()),
+            Zmm,
+        ),
+        (
+            "avx512_4vnniw",
+            l7.is_some_and(|f| f.has_avx512_4vnniw()),
+            Zmm,
+        ),
     ]
+}
+
+/// The features code can use on this CPU: each feature CPUID covers as CPUID reports it
+/// with the OS state XCR0 enables, the others as /proc/cpuinfo lists them; and CPUID's
+/// vendor string.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn native_usable(cpuinfo: &BTreeSet<String>) -> (BTreeSet<String>, Option<String>) {
+    let cpuid = raw_cpuid::CpuId::new();
+    let view = cpuid_view(&cpuid, native_xcr0(&cpuid));
+    let vendor = cpuid.get_vendor_info().map(|v| v.as_str().to_string());
+    (usable_features(cpuinfo, &view, &cpuid), vendor)
+}
+
+#[cfg(any(target_arch = "x86_64", test))]
+pub(super) fn usable_features<R: raw_cpuid::CpuIdReader>(
+    cpuinfo: &BTreeSet<String>,
+    view: &CpuidView,
+    cpuid: &raw_cpuid::CpuId<R>,
+) -> BTreeSet<String> {
+    let covered: BTreeSet<&str> = cpuid_bits(cpuid).into_iter().map(|(n, _, _)| n).collect();
+    cpuinfo
+        .iter()
+        .filter(|f| !covered.contains(f.as_str()))
+        .cloned()
+        .chain(view.present.iter().cloned())
+        .collect()
 }
 
 /// XCR0, or None when the OS has not set CR4.OSXSAVE (xgetbv would fault).
