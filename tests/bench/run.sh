@@ -9,11 +9,8 @@ cache="${CONTAINERSPEC_TEST_CACHE:-/var/cache/containerspec-test}"
 tests/rigs/setup.sh bookworm-mpich trixie-mpich
 command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 cargo build --release --locked --quiet
+tests/rigs/archspec.sh >/dev/null
 venv="$cache/venv-archspec"
-if [[ ! -x "$venv/bin/archspec" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet archspec
-fi
 # Site-prefix host MPIs (root only: site-mpi.sh builds root-owned host roots).
 site=()
 if [[ $(id -u) -eq 0 ]]; then

@@ -8,6 +8,8 @@ mod bad_input;
 mod check_bundle;
 mod config;
 mod cpu;
+mod cpu_names;
+mod cpu_truth;
 mod elf;
 mod entrypoint;
 mod fixtures;

@@ -16,6 +16,9 @@ packages=(
   jq                  # merges the hook snippet into config.json in the docs' example
   squashfs-tools      # mksquashfs: squashfs and SIF fixtures for the image readers
   uidmap              # newuidmap/newgidmap: rootless podman for the rootless hook test
+  qemu-user           # runs the CPU truth matrix's binaries as older CPUs would
+  golang-go           # builds Go binaries with GOAMD64=v1..v4 for the CPU truth matrix
+  python3-venv        # the Python archspec (the reference the cpu test compares with)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -30,6 +33,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+"$here/archspec.sh" >/dev/null
 
 if [[ $(id -u) -eq 0 ]]; then
   # An unprivileged user with subordinate ids, for rootless podman in the hook tests.
