@@ -1,16 +1,18 @@
 //! The CPU verdict against real runs. Binaries are built here the ways people build them
 //! (gcc with `-march=` for gcc's and archspec's names, `-march=native`, mixed objects,
 //! run-time dispatch, `-mneeded`, `-z x86-64-vN`, `-frecord-gcc-switches`, stripped
-//! files, glibc-hwcaps copies; Go with `GOAMD64=v1..v4`), put in a bundle, judged by
-//! `check-bundle --host-target` as each emulated CPU, and run for real under
-//! `qemu-x86_64 -cpu MODEL` (Debian's qemu-user, whose models lack AVX-512) and on this
-//! machine's own CPU (the AVX-512 reference, judged as detected).
+//! files, glibc-hwcaps copies; clang with its command line recorded; Go with
+//! `GOAMD64=v1..v4`), put in a bundle, judged by `check-bundle` running under
+//! `qemu-x86_64 -cpu MODEL` (Debian's qemu-user, whose models lack AVX-512: the verdict
+//! reads the emulated CPUID) and on this machine's own CPU (the AVX-512 reference), and
+//! by `--host-target` with the Intel models' names; then run for real on the same CPU.
 //!
 //! Each (binary, CPU) pair is one of: right (compatible and it runs, or incompatible and it
 //! fails), false compatible, false incompatible, or unknown (the verdict says the files
-//! cannot tell: `microarch-unknown` or `microarch-unverified`). The matrix is printed; the
-//! test fails on any false compatible, and on any false incompatible whose missing
-//! features the emulated CPU in fact has (a refusal from naming).
+//! cannot tell: `microarch-unknown`, `microarch-unverified`, `cpu-target-unknown`). The
+//! matrix is printed; the test fails on any false compatible where the files record the
+//! target, and on any false incompatible whose missing features the CPU in fact has (a
+//! refusal from naming).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -174,33 +176,39 @@ impl Builder {
     }
 
     fn gcc(&self, out: &str, args: &[&str]) -> PathBuf {
+        self.cc("gcc", out, args)
+    }
+
+    fn cc(&self, compiler: &str, out: &str, args: &[&str]) -> PathBuf {
         let path = self.dir.join(out);
-        let run = Command::new("gcc")
-            .current_dir(&self.dir)
-            .args(args)
-            .arg("-o")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "gcc {args:?}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let mut cc = Command::new(compiler);
+        cc.current_dir(&self.dir).args(args).arg("-o").arg(&path);
+        succeed(&mut cc, &format!("{compiler} {args:?}"));
         path
     }
 
-    /// main and kernel, each compiled with `flags`, linked with `link`.
+    /// main and kernel, each compiled by gcc with `flags`, linked with `link`.
     fn c_program(&mut self, name: &str, flags: &[&str], link: &[&str], recorded: bool) {
+        self.program_by("gcc", name, flags, link, recorded);
+    }
+
+    fn program_by(
+        &mut self,
+        compiler: &str,
+        name: &str,
+        flags: &[&str],
+        link: &[&str],
+        recorded: bool,
+    ) {
         let objects = ["main", "kernel"].map(|unit| {
             let mut args = vec!["-c", "-O3"];
             args.extend(flags);
             args.push(if unit == "main" { "main.c" } else { "kernel.c" });
-            self.gcc(&format!("{name}-{unit}.o"), &args)
+            self.cc(compiler, &format!("{name}-{unit}.o"), &args)
         });
         let mut args: Vec<&str> = objects.iter().map(|p| p.to_str().unwrap()).collect();
         args.extend(link);
-        let app = self.gcc(&format!("{name}.bin"), &args);
+        let app = self.cc(compiler, &format!("{name}.bin"), &args);
         self.bundle(name, &app, &[], recorded);
     }
 }
@@ -252,6 +260,49 @@ fn build(dir: &Path) -> Vec<Case> {
     );
     // -march=native: gcc records the name and every -m option it expanded to.
     b.c_program("g-native", &["-g", "-march=native"], &[], true);
+    // clang: its command line in .GCC.command.line (-frecord-command-line) or in the
+    // DWARF producer (-grecord-command-line); -march=native recorded as written; and
+    // plain -g, whose producer names no target.
+    b.program_by(
+        "clang",
+        "clang-record-haswell",
+        &["-frecord-command-line", "-march=haswell"],
+        &[],
+        true,
+    );
+    b.program_by(
+        "clang",
+        "clang-g-znver3",
+        &["-g", "-grecord-command-line", "-march=znver3"],
+        &[],
+        true,
+    );
+    b.program_by(
+        "clang",
+        "clang-g-x86-64-v4",
+        &[
+            "-g",
+            "-grecord-command-line",
+            "-march=x86-64-v4",
+            "-mprefer-vector-width=512",
+        ],
+        &[],
+        true,
+    );
+    b.program_by(
+        "clang",
+        "clang-native",
+        &["-frecord-command-line", "-march=native"],
+        &[],
+        false,
+    );
+    b.program_by(
+        "clang",
+        "clang-plain-haswell",
+        &["-g", "-march=haswell"],
+        &[],
+        false,
+    );
     // -frecord-gcc-switches without debug information.
     b.c_program(
         "switches-haswell",
@@ -392,8 +443,8 @@ fn build(dir: &Path) -> Vec<Case> {
         b.write("main.go", GO_PROGRAM);
         for level in 1..=4 {
             let out = b.dir.join(format!("go-v{level}.bin"));
-            let run = Command::new("go")
-                .current_dir(&b.dir)
+            let mut go = Command::new("go");
+            go.current_dir(&b.dir)
                 .args(["build", "-o"])
                 .arg(&out)
                 .arg(".")
@@ -401,14 +452,8 @@ fn build(dir: &Path) -> Vec<Case> {
                 .env("GOCACHE", b.dir.join("gocache"))
                 .env("GOPATH", b.dir.join("gopath"))
                 .env("GOFLAGS", "-mod=mod")
-                .env("CGO_ENABLED", "0")
-                .output()
-                .unwrap();
-            assert!(
-                run.status.success(),
-                "go build: {}",
-                String::from_utf8_lossy(&run.stderr)
-            );
+                .env("CGO_ENABLED", "0");
+            succeed(&mut go, "go build");
             b.bundle(&format!("go-v{level}"), &out, &[], true);
         }
     }
@@ -423,36 +468,44 @@ fn on_path(tool: &str) -> bool {
     })
 }
 
-/// Runs the bundle's entrypoint on this machine, under qemu as `model` or natively.
+/// Runs `cmd`, failing the test with its stderr unless it succeeds.
+fn succeed(cmd: &mut Command, what: &str) {
+    let run = cmd.output().unwrap();
+    assert!(
+        run.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// `program` to run under qemu as `model`, or natively.
+fn on_cpu(model: Option<&str>, program: &Path) -> Command {
+    match model {
+        Some(m) => {
+            let mut c = Command::new("qemu-x86_64");
+            c.args(["-cpu", m]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Runs the bundle's entrypoint on this machine, under qemu as `model` or natively: a
+/// dynamic one by the bundle's own loader with the bundle's libraries, whatever this
+/// machine's cache says.
 fn runs(case: &Case, model: Option<&str>) -> bool {
     let root = case.bundle.join("rootfs");
     let app = root.join("app");
-    let loader = root.join("lib64/ld-linux-x86-64.so.2");
-    let mut cmd = match model {
-        Some(m) => {
-            let mut c = Command::new("qemu-x86_64");
-            c.args(["-cpu", m]);
-            c.arg(&loader);
-            c
-        }
-        None => Command::new(&loader),
+    let mut cmd = if is_static(&app) {
+        on_cpu(model, &app)
+    } else {
+        let mut c = on_cpu(model, &root.join("lib64/ld-linux-x86-64.so.2"));
+        c.arg("--library-path")
+            .arg(root.join("lib/x86_64-linux-gnu"))
+            .arg(&app);
+        c
     };
-    // The bundle's own loader and libraries, whatever this machine's cache says.
-    cmd.arg("--library-path")
-        .arg(root.join("lib/x86_64-linux-gnu"))
-        .arg(&app);
-    if is_static(&app) {
-        cmd = match model {
-            Some(m) => {
-                let mut c = Command::new("qemu-x86_64");
-                c.args(["-cpu", m]).arg(&app);
-                c
-            }
-            None => Command::new(&app),
-        };
-    }
-    let out = cmd.output().unwrap();
-    out.status.success()
+    cmd.output().unwrap().status.success()
 }
 
 fn is_static(path: &Path) -> bool {
@@ -476,15 +529,12 @@ enum Judge<'a> {
 /// The verdict, whether it says the files cannot tell, and the features it says are
 /// missing.
 fn judge(case: &Case, by: Judge) -> (bool, bool, Vec<String>) {
-    let exe = env!("CARGO_BIN_EXE_containerspec");
-    let mut cmd = match by {
-        Judge::Emulated(model) => {
-            let mut c = Command::new("qemu-x86_64");
-            c.args(["-cpu", model, exe]);
-            c
-        }
-        _ => Command::new(exe),
+    let exe = Path::new(env!("CARGO_BIN_EXE_containerspec"));
+    let model = match by {
+        Judge::Emulated(model) => Some(model),
+        _ => None,
     };
+    let mut cmd = on_cpu(model, exe);
     cmd.args(["check-bundle", "--json", "--no-cache"])
         .arg(&case.bundle);
     if let Judge::Named(t) = by {
@@ -517,9 +567,9 @@ fn judge(case: &Case, by: Judge) -> (bool, bool, Vec<String>) {
 
 /// What `host --json` says under qemu as `model`: its target name and usable features.
 fn emulated_host(model: &str) -> (String, BTreeSet<String>) {
-    let exe = env!("CARGO_BIN_EXE_containerspec");
-    let out = Command::new("qemu-x86_64")
-        .args(["-cpu", model, exe, "host", "--json", "--no-cache"])
+    let exe = Path::new(env!("CARGO_BIN_EXE_containerspec"));
+    let out = on_cpu(Some(model), exe)
+        .args(["host", "--json", "--no-cache"])
         .output()
         .unwrap();
     assert!(
@@ -548,7 +598,7 @@ fn cpu_verdicts_match_real_runs() {
         return;
     }
     let ci = std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() == Ok("1");
-    for tool in ["gcc", "qemu-x86_64", "go", "readelf"] {
+    for tool in ["gcc", "clang", "qemu-x86_64", "go", "readelf"] {
         if !on_path(tool) {
             assert!(
                 !ci,
@@ -735,10 +785,10 @@ fn host_under_an_emulated_nehalem() {
     b.write("kernel.c", KERNEL);
     b.c_program("haswell", &["-g", "-march=haswell"], &[], true);
     b.c_program("nehalem", &["-g", "-march=nehalem"], &[], true);
-    let exe = env!("CARGO_BIN_EXE_containerspec");
+    let exe = Path::new(env!("CARGO_BIN_EXE_containerspec"));
     for (case, want) in b.cases.iter().zip([1, 0]) {
-        let out = Command::new("qemu-x86_64")
-            .args(["-cpu", "Nehalem", exe, "check-bundle", "--no-cache"])
+        let out = on_cpu(Some("Nehalem"), exe)
+            .args(["check-bundle", "--no-cache"])
             .arg(&case.bundle)
             .output()
             .unwrap();

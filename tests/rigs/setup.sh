@@ -18,6 +18,7 @@ packages=(
   uidmap              # newuidmap/newgidmap: rootless podman for the rootless hook test
   qemu-user           # runs the CPU truth matrix's binaries as older CPUs would
   golang-go           # builds Go binaries with GOAMD64=v1..v4 for the CPU truth matrix
+  clang               # builds binaries that record clang's command line, for the same matrix
   python3-venv        # the Python archspec (the reference the cpu test compares with)
 )
 missing=()

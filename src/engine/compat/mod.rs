@@ -18,7 +18,7 @@ use super::facts::{Facts, Lib, is_glibc_part};
 use super::finding::{Code, Finding};
 use super::plan::Selection;
 use super::request::Inject;
-use crate::inventory::cpu::{missing_features, x86_level_of};
+use crate::inventory::cpu::{is_intrinsic_only, missing_features, x86_level_of};
 use crate::inventory::model::{FileCode, LibcFamily, MpiAbi, TargetStatus};
 use crate::inventory::version::Version;
 
@@ -142,15 +142,15 @@ fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
     let required: BTreeSet<String> = m.features.iter().cloned().collect();
     let missing = missing_features(&required, &host.features);
     let host_name = format!("{} ({})", host.name, host.source_text());
-    if !missing.is_empty() {
-        let by: Vec<String> = m
-            .signals
-            .iter()
-            .filter(|s| s.features.iter().any(|f| missing.contains(f)))
-            .filter(|s| !m.mixed.iter().any(|x| x.object == s.source))
-            .map(|s| format!("{} ({} {})", s.source, s.kind, s.target))
-            .collect();
-        let required_name = m.required.clone().unwrap_or_else(|| "its targets".into());
+    let by: Vec<String> = m
+        .signals
+        .iter()
+        .filter(|s| s.features.iter().any(|f| missing.contains(f)))
+        .filter(|s| !m.mixed.iter().any(|x| x.object == s.source))
+        .map(|s| format!("{} ({} {})", s.source, s.kind, s.target))
+        .collect();
+    let required_name = m.required.clone().unwrap_or_else(|| "its targets".into());
+    if missing.iter().any(|f| !is_intrinsic_only(f)) {
         out.push(
             Finding::new(
                 Code::MicroarchUnsupported,
@@ -165,6 +165,23 @@ fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
                 missing.join(", "),
                 host.name
             ))
+            .objects(by)
+            .versions(missing.clone()),
+        );
+    } else if !missing.is_empty() {
+        // Only extensions compilers never emit on their own: code reaches them through
+        // intrinsics, which programs normally put behind a CPU check.
+        out.push(
+            Finding::new(
+                Code::MicroarchUnverified,
+                format!(
+                    "the container requires {required_name}; the host CPU {host_name} lacks {}, \
+                     which compilers emit only where the code calls their intrinsics: it runs \
+                     unless it does so without checking the CPU first",
+                    missing.join(", ")
+                ),
+            )
+            .hint("run it once on such a node, or build it for this CPU's target")
             .objects(by)
             .versions(missing.clone()),
         );

@@ -605,6 +605,34 @@ fn arch_and_microarch() {
 }
 
 #[test]
+fn intrinsic_only_extensions_are_unverified_not_refused() {
+    let mut f = mpich_pair(36, 34, "4.0.2");
+    // A znver3 build on a Haswell: it has every feature compilers emit on their own; it
+    // lacks SHA, SSE4a, VAES and VPCLMULQDQ, which only intrinsics reach.
+    on_host(&mut f, "haswell");
+    set_microarch(&mut f, needs("znver3", "gcc-march", TargetStatus::Recorded));
+    let got = run(&f, Inject::default());
+    let codes: Vec<(Code, Severity)> = got.iter().map(|x| (x.code, x.severity)).collect();
+    assert_eq!(
+        codes,
+        vec![(Code::MicroarchUnverified, Severity::Warning)],
+        "{got:?}"
+    );
+    assert_eq!(
+        got[0].versions,
+        vec!["sha_ni", "sse4a", "vaes", "vpclmulqdq"]
+    );
+    // One feature a compiler emits on its own is enough to refuse, and all are named.
+    on_host(&mut f, "sandybridge");
+    let got = run(&f, Inject::default());
+    assert_eq!(got[0].code, Code::MicroarchUnsupported, "{got:?}");
+    assert!(
+        got[0].versions.contains(&"avx2".to_string())
+            && got[0].versions.contains(&"sha_ni".to_string())
+    );
+}
+
+#[test]
 fn microarch_uncertain_and_headroom() {
     let mut f = mpich_pair(36, 34, "4.0.2");
     on_host(&mut f, "haswell");

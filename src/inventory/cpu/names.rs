@@ -39,6 +39,26 @@ pub const X86_CODEGEN: &[(&str, &str)] = &[
     ("avxvnniint8", "avx_vnni_int8"), ("avxneconvert", "avx_ne_convert"),
 ];
 
+/// Code-generation features that compilers emit only for their intrinsics, never from
+/// plain code (no vectoriser pattern produces AES, SHA, carry-less multiplication, SSE4a's
+/// EXTRQ/INSERTQ or VP2INTERSECT): a host that lacks only these runs the program unless it
+/// calls them without checking the CPU, so the verdict calls it unverified, not refused.
+pub const X86_INTRINSIC_ONLY: &[&str] = &[
+    "aes",
+    "pclmulqdq",
+    "sha_ni",
+    "vaes",
+    "vpclmulqdq",
+    "sse4a",
+    "avx512_vp2intersect",
+];
+
+/// Whether compilers emit `feature` only for its intrinsics ([`X86_INTRINSIC_ONLY`]).
+#[must_use]
+pub fn is_intrinsic_only(feature: &str) -> bool {
+    X86_INTRINSIC_ONLY.contains(&feature)
+}
+
 /// What every x86-64 CPU has: the features `-march=x86-64` enables.
 pub const X86_BASELINE: &[&str] = &["mmx", "sse", "sse2"];
 
