@@ -30,7 +30,7 @@ use super::cpu::{
     X86_BASELINE, archspec_features, archspec_name_for_gcc, gcc_flag_feature, gcc_march_features,
     normalize_target, x86_level_features, x86_level_of,
 };
-use super::elf::section_bytes;
+use super::elf::{ElfInfo, section_bytes};
 use super::model::{Microarch, MicroarchSignal, MixedObject, TargetStatus};
 use super::object::Object;
 use super::strings::{c_strings, find, string_at};
@@ -82,45 +82,49 @@ struct Record {
 
 /// The targets one object records.
 pub fn object_targets(obj: &Object) -> ObjectTargets {
-    let mut out = ObjectTargets::default();
-    let x86 = obj.info.machine_name() == "x86_64";
-    let aarch64 = obj.info.machine_name() == "aarch64";
-    if x86 {
-        if let Some(level) = obj.info.x86_isa_level() {
-            whole_file_level(&mut out, level, "x86-isa-note", &obj.path);
-        }
-    }
     // Only these sections are read (fetched first when the object is in an image).
     for section in [".go.buildinfo", ".GCC.command.line", ".debug_str"] {
         obj.ensure_section(section);
     }
-    let bytes = obj.bytes();
-    if x86 {
-        if let Some(level) = go_amd64_level(&bytes) {
-            whole_file_level(&mut out, level, "go-goamd64", &obj.path);
-        }
-    }
-    if x86 || aarch64 {
-        let mut records = Vec::new();
-        if let Some(data) = section_bytes(&bytes, ".GCC.command.line") {
-            command_line_records(data, aarch64, &mut records, &mut out.unknown);
-        }
-        if let Some(data) = section_bytes(&bytes, ".debug_str") {
-            producer_records(data, aarch64, &mut records, &mut out.unknown);
-        }
-        add_records(&mut out, records, &obj.path);
-    }
-    if let Some(level) = hwcaps_level(&obj.path) {
-        let covered = x86_level_features(level);
-        out.certain.retain(|f| !covered.contains(f));
-        out.partial.retain(|f| !covered.contains(f));
-    }
+    let mut out = targets_in(&obj.bytes(), &obj.info, &obj.path);
     if !out.partial.is_empty() {
         for section in [".strtab", ".dynstr"] {
             obj.ensure_section(section);
         }
-        let bytes = obj.bytes();
-        out.dispatch = dispatch_evidence(&bytes);
+        out.dispatch = dispatch_evidence(&obj.bytes());
+    }
+    out
+}
+
+/// The targets an ELF file's bytes record (`info` parsed from them; `path` names it in
+/// the signals). Every section is bounded by the file; at most [`MAX_RECORDS`] command
+/// lines are read. Run-time dispatch is looked for by [`dispatch_evidence`].
+pub fn targets_in(bytes: &[u8], info: &ElfInfo, path: &str) -> ObjectTargets {
+    let mut out = ObjectTargets::default();
+    let x86 = info.machine_name() == "x86_64";
+    let aarch64 = info.machine_name() == "aarch64";
+    if x86 {
+        if let Some(level) = info.x86_isa_level() {
+            whole_file_level(&mut out, level, "x86-isa-note", path);
+        }
+        if let Some(level) = go_amd64_level(bytes) {
+            whole_file_level(&mut out, level, "go-goamd64", path);
+        }
+    }
+    if x86 || aarch64 {
+        let mut records = Vec::new();
+        if let Some(data) = section_bytes(bytes, ".GCC.command.line") {
+            command_line_records(data, aarch64, &mut records, &mut out.unknown);
+        }
+        if let Some(data) = section_bytes(bytes, ".debug_str") {
+            producer_records(data, aarch64, &mut records, &mut out.unknown);
+        }
+        add_records(&mut out, records, path);
+    }
+    if let Some(level) = hwcaps_level(path) {
+        let covered = x86_level_features(level);
+        out.certain.retain(|f| !covered.contains(f));
+        out.partial.retain(|f| !covered.contains(f));
     }
     out
 }
@@ -409,7 +413,8 @@ fn hwcaps_level(path: &str) -> Option<u8> {
     digit.parse().ok().filter(|n| (2..=4).contains(n))
 }
 
-fn dispatch_evidence(bytes: &[u8]) -> Option<String> {
+/// A symbol in the file's string tables that shows run-time CPU dispatch, with its table.
+pub fn dispatch_evidence(bytes: &[u8]) -> Option<String> {
     for section in [".dynstr", ".strtab"] {
         let Some(data) = section_bytes(bytes, section) else {
             continue;
