@@ -61,6 +61,16 @@ __attribute__((noinline)) void kernel(int n) {
 }
 "#;
 
+/// How the AVX-512 kernel of the mixed and dispatching builds is compiled.
+const AVX512_KERNEL: &[&str] = &[
+    "-c",
+    "-O3",
+    "-g",
+    "-march=skylake-avx512",
+    "-mprefer-vector-width=512",
+    "kernel.c",
+];
+
 /// A baseline main that runs an AVX-512 kernel only where the CPU has it.
 const DISPATCH_MAIN: &str = r#"
 #include <stdio.h>
@@ -338,17 +348,7 @@ fn build(dir: &Path) -> Vec<Case> {
             &format!("{name}-main.o"),
             &["-c", "-O3", "-g", "-march=x86-64", "main.c"],
         );
-        let kernel = b.gcc(
-            &format!("{name}-kernel.o"),
-            &[
-                "-c",
-                "-O3",
-                "-g",
-                "-march=skylake-avx512",
-                "-mprefer-vector-width=512",
-                "kernel.c",
-            ],
-        );
+        let kernel = b.gcc(&format!("{name}-kernel.o"), AVX512_KERNEL);
         let (one, two) = if first == "main" {
             (&main, &kernel)
         } else {
@@ -366,17 +366,7 @@ fn build(dir: &Path) -> Vec<Case> {
         "dispatch-main.o",
         &["-c", "-O3", "-g", "-march=x86-64", "dispatch.c"],
     );
-    let kernel = b.gcc(
-        "dispatch-kernel.o",
-        &[
-            "-c",
-            "-O3",
-            "-g",
-            "-march=skylake-avx512",
-            "-mprefer-vector-width=512",
-            "kernel.c",
-        ],
-    );
+    let kernel = b.gcc("dispatch-kernel.o", AVX512_KERNEL);
     let app = b.gcc(
         "dispatch.bin",
         &[main.to_str().unwrap(), kernel.to_str().unwrap()],
