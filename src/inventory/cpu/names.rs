@@ -146,12 +146,14 @@ pub fn archspec_features(name: &str) -> Option<BTreeSet<String>> {
     Some(features)
 }
 
-/// The code-generation features of the generic x86-64 level `level` (1..=4).
+/// The code-generation features of the generic x86-64 level `level` (1..=4), from gcc's
+/// `x86-64-vN` (equal to archspec's `x86_64_vN`, which a unit test checks; this way a
+/// verdict need not load archspec's whole target database, a millisecond per start).
 #[must_use]
 pub fn x86_level_features(level: u8) -> BTreeSet<String> {
     match level {
         0 | 1 => X86_BASELINE.iter().map(|f| f.to_string()).collect(),
-        n => archspec_features(&format!("x86_64_v{}", n.min(4))).unwrap_or_default(),
+        n => gcc_march_features(&format!("x86-64-v{}", n.min(4))).unwrap_or_default(),
     }
 }
 
