@@ -269,11 +269,7 @@ pub fn on_this_cpu(m: &Microarch, cpu: &crate::inventory::cpu::HostCpu) -> Strin
     } else {
         format!("{} lacks {}", cpu.microarchitecture, missing.join(", "))
     };
-    let host_level = crate::inventory::cpu::x86_level_of(&usable);
-    if let Some(level) = m
-        .level
-        .filter(|l| *l < host_level && m.status != TargetStatus::Unknown)
-    {
+    if let Some((level, host_level)) = m.headroom(&usable) {
         says.push_str(&format!(
             "; it runs x86-64 level {host_level}, the files record level {level}: a build for it may run faster"
         ));

@@ -68,8 +68,7 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
     // The container's loader picks glibc-hwcaps copies for the CPU the verdict is for.
     let container_hwcaps = match &host.target {
         Some(t) if t.source != TargetSource::Detected && inputs.cpu.arch == "x86_64" => {
-            let level = crate::inventory::cpu::x86_level_of(&t.features);
-            (2..=level).rev().map(|l| format!("x86-64-v{l}")).collect()
+            crate::inventory::cpu::x86_hwcaps(crate::inventory::cpu::x86_level_of(&t.features))
         }
         _ => hwcaps,
     };

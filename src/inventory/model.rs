@@ -201,6 +201,17 @@ pub struct Microarch {
     pub unmarked: Vec<String>,
 }
 
+impl Microarch {
+    /// `(recorded, host)` when a CPU with `host_features` runs a higher x86-64 level than
+    /// the files record; None when it does not, or when nothing is recorded.
+    pub fn headroom(&self, host_features: &std::collections::BTreeSet<String>) -> Option<(u8, u8)> {
+        let host = super::cpu::x86_level_of(host_features);
+        self.level
+            .filter(|l| self.status != TargetStatus::Unknown && *l < host)
+            .map(|l| (l, host))
+    }
+}
+
 /// How much the files tell about the CPU the container needs.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use containerspec::inventory::cpu::{GCC_MARCH_TABLE, gcc_flag_feature};
+use containerspec::inventory::cpu::{gcc_flag_feature, gcc_march_features, gcc_march_names};
 
 use crate::util::{cached_rootfs, root_or_skip};
 
@@ -62,16 +62,13 @@ fn ask(argv: &[&str]) -> (String, Answers) {
     (version, answers)
 }
 
+/// The table as the library reads it.
 fn table() -> Answers {
-    GCC_MARCH_TABLE
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, f)| {
-            (
-                n.trim().to_string(),
-                f.split_whitespace().map(String::from).collect(),
-            )
+    gcc_march_names()
+        .into_iter()
+        .map(|n| {
+            let features = gcc_march_features(&n).unwrap();
+            (n, features)
         })
         .collect()
 }

@@ -18,7 +18,7 @@ use super::facts::{Facts, Lib, is_glibc_part};
 use super::finding::{Code, Finding};
 use super::plan::Selection;
 use super::request::Inject;
-use crate::inventory::cpu::{is_intrinsic_only, missing_features, x86_level_of};
+use crate::inventory::cpu::{is_intrinsic_only, missing_features};
 use crate::inventory::model::{FileCode, LibcFamily, MpiAbi, TargetStatus};
 use crate::inventory::version::Version;
 
@@ -187,12 +187,7 @@ fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
         );
     }
     for x in &m.mixed {
-        let lacking: Vec<String> = x
-            .features
-            .iter()
-            .filter(|f| !missing_features(&[(*f).clone()].into(), &host.features).is_empty())
-            .cloned()
-            .collect();
+        let lacking = missing_features(&x.features.iter().cloned().collect(), &host.features);
         if lacking.is_empty() {
             continue;
         }
@@ -245,9 +240,7 @@ fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
             .objects(m.unmarked.clone()),
         );
     }
-    let host_level = x86_level_of(&host.features);
-    let known = m.status != TargetStatus::Unknown;
-    if let Some(level) = m.level.filter(|l| known && *l < host_level) {
+    if let Some((level, host_level)) = m.headroom(&host.features) {
         let recorded = if m.status == TargetStatus::Recorded {
             ""
         } else {

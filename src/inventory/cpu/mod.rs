@@ -159,7 +159,7 @@ impl HostCpu {
             .and_then(|l| l.strip_prefix("x86_64_v"))
             .and_then(|n| n.parse::<u8>().ok())
             .unwrap_or(1);
-        (2..=level).rev().map(|l| format!("x86-64-v{l}")).collect()
+        x86_hwcaps(level)
     }
 }
 

@@ -66,7 +66,7 @@ pub const X86_BASELINE: &[&str] = &["mmx", "sse", "sse2"];
 /// answers `gcc -march=NAME -Q --help=target` (the union over the gcc releases listed in
 /// the file's header). Regenerated and checked against the real compilers by the
 /// `gcc_march_table` test.
-pub const GCC_MARCH_TABLE: &str = include_str!("gcc-march.txt");
+const GCC_MARCH_TABLE: &str = include_str!("gcc-march.txt");
 
 /// The `/proc/cpuinfo` spelling of a gcc ISA option name (`avx512vnni` -> `avx512_vnni`),
 /// for code-generation features only.
@@ -157,7 +157,9 @@ pub fn x86_level_features(level: u8) -> BTreeSet<String> {
     }
 }
 
-/// The highest generic x86-64 level whose code-generation features are all in `features`.
+/// The highest generic x86-64 level whose code-generation features are all in `features`
+/// (for requirements and headroom). The host's reported `generic_level` is
+/// [`super::x86_level`]'s: the psABI's definition, which also asks for OS support (XSAVE).
 #[must_use]
 pub fn x86_level_of(features: &BTreeSet<String>) -> u8 {
     (2..=4)
@@ -211,22 +213,17 @@ pub fn archspec_name_for_gcc(gcc_name: &str) -> Option<String> {
     )?;
     let mut names: Vec<&String> = schema.microarchitectures.keys().collect();
     names.sort();
-    names.into_iter().find_map(|name| {
-        let entry = schema.microarchitectures.get(name)?;
-        let gcc = entry.compilers.as_ref()?.get("gcc")?;
-        let entries: Vec<&archspec::schema::Compiler> = match gcc {
-            CompilerSet::Several(list) => list.iter().collect(),
-            CompilerSet::Single(one) => vec![one],
-        };
-        entries
-            .iter()
-            .any(|c| {
-                let spelled = c.name.as_deref().unwrap_or(name.as_str());
-                c.flags
-                    .replace("{name}", spelled)
-                    .split_ascii_whitespace()
-                    .any(|f| f == format!("-march={gcc_name}"))
-            })
-            .then(|| name.clone())
-    })
+    names
+        .into_iter()
+        .find(|name| gcc_names_for_archspec(name).iter().any(|g| g == gcc_name))
+        .cloned()
+}
+
+/// The glibc-hwcaps subdirectories a CPU of x86-64 level `level` searches, best first.
+#[must_use]
+pub fn x86_hwcaps(level: u8) -> Vec<String> {
+    (2..=level.min(4))
+        .rev()
+        .map(|l| format!("x86-64-v{l}"))
+        .collect()
 }
