@@ -17,6 +17,10 @@
 
 use std::cmp::Ordering;
 
+use super::facts::Facts;
+use super::request::Inject;
+use crate::inventory::model::{CudaCompat, CudaRuntime};
+
 /// The minimum Linux `x86_64` driver for each CUDA toolkit X.Y: the lowest driver NVIDIA lists
 /// for any release of that X.Y (its GA; 11.0's first listed build is 11.0.1 RC). Source:
 /// NVIDIA CUDA Toolkit Release Notes, Table 3 "CUDA Toolkit and Corresponding Driver
@@ -202,6 +206,289 @@ pub fn check(driver: &str, runtime: &str, forward_compat: bool) -> CudaCheck {
         driver_cuda,
         minimum_driver: runtime.and_then(native_minimum).map(str::to_string),
     }
+}
+
+/// One condition of an `NVIDIA_REQUIRE_*` expression: `cuda>=12.4`, `brand=tesla`,
+/// `driver<471`, `arch=8.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub key: String,
+    pub op: &'static str,
+    pub value: String,
+}
+
+/// `NVIDIA_REQUIRE_CUDA`, as NVIDIA's container runtime reads it: alternatives separated
+/// by spaces, each a comma-separated list of conditions that must all hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requirement {
+    pub alternatives: Vec<Vec<Condition>>,
+}
+
+/// Longest operators first, so that `>=` is not read as `>` and `=`.
+const OPERATORS: [&str; 7] = [">=", "<=", "!=", "==", ">", "<", "="];
+/// Bounds on what one variable can hold.
+const MAX_REQUIREMENT: usize = 4096;
+
+/// Parses `NVIDIA_REQUIRE_CUDA`; the error names the condition that does not parse.
+pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
+    if text.len() > MAX_REQUIREMENT {
+        return Err(format!("longer than {MAX_REQUIREMENT} bytes"));
+    }
+    let mut alternatives = Vec::new();
+    for alternative in text.split_whitespace() {
+        let mut conditions = Vec::new();
+        for word in alternative.split(',').filter(|w| !w.is_empty()) {
+            let (at, op) = OPERATORS
+                .iter()
+                .filter_map(|op| word.find(op).map(|i| (i, *op)))
+                .min_by_key(|(i, op)| (*i, std::cmp::Reverse(op.len())))
+                .ok_or_else(|| format!("{word:?} has no comparison"))?;
+            let key = &word[..at];
+            let value = &word[at + op.len()..];
+            match key {
+                "cuda" | "driver" | "arch" => {
+                    if numbers(value).is_none() {
+                        return Err(format!("{word:?}: {value:?} is not a version"));
+                    }
+                }
+                "brand" => {
+                    if !matches!(op, "=" | "==" | "!=") || value.is_empty() {
+                        return Err(format!("{word:?}: a brand is compared with = or !="));
+                    }
+                }
+                _ => return Err(format!("{word:?}: unknown key {key:?}")),
+            }
+            conditions.push(Condition {
+                key: key.to_string(),
+                op,
+                value: value.to_string(),
+            });
+        }
+        if !conditions.is_empty() {
+            alternatives.push(conditions);
+        }
+    }
+    Ok(Requirement { alternatives })
+}
+
+impl Requirement {
+    /// The driver ranges the image names for forward compatibility: the alternatives
+    /// that have a `brand=` condition. Empty when it names none.
+    fn forward_compat_alternatives(&self) -> impl Iterator<Item = &Vec<Condition>> {
+        self.alternatives
+            .iter()
+            .filter(|a| a.iter().any(|c| c.key == "brand"))
+    }
+
+    /// Whether some `brand=` alternative's driver conditions hold for `driver`. None when
+    /// there is no such alternative (the image says nothing).
+    pub fn allows_forward_compat(&self, driver: &str) -> Option<bool> {
+        let driver = Driver::parse(driver)?;
+        let mut any = false;
+        for alt in self.forward_compat_alternatives() {
+            any = true;
+            let holds = alt
+                .iter()
+                .filter(|c| c.key == "driver")
+                .all(|c| Driver::parse_prefix(&c.value).is_some_and(|v| compare(driver, c.op, v)));
+            if holds {
+                return Some(true);
+            }
+        }
+        any.then_some(false)
+    }
+
+    /// The driver branches its `brand=` alternatives name, for a message: `470, 535`.
+    pub fn forward_compat_branches(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .forward_compat_alternatives()
+            .flat_map(|a| a.iter())
+            .filter(|c| c.key == "driver" && matches!(c.op, ">=" | "=" | "=="))
+            .map(|c| c.value.clone())
+            .collect();
+        out.sort_by_key(|v| Driver::parse_prefix(v));
+        out.dedup();
+        out
+    }
+}
+
+fn compare(a: Driver, op: &str, b: Driver) -> bool {
+    match op {
+        ">=" => a >= b,
+        "<=" => a <= b,
+        ">" => a > b,
+        "<" => a < b,
+        "!=" => a != b,
+        _ => a == b,
+    }
+}
+
+impl Driver {
+    /// A driver bound as requirements write it: `470` stands for `470.0.0`.
+    fn parse_prefix(text: &str) -> Option<Driver> {
+        let parts = numbers(text.trim())?;
+        if parts.is_empty() || parts.len() > 3 {
+            return None;
+        }
+        let mut version = [0; 3];
+        version[..parts.len()].copy_from_slice(&parts);
+        Some(Driver(version))
+    }
+}
+
+/// Whether a container's forward-compatibility libraries load, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompatUse {
+    /// The container ships none, or nothing calls for them.
+    Unused,
+    /// They load (through the container's `LD_LIBRARY_PATH`, or first in the plan's
+    /// loader cache) and make the runtime work: `driver` is the compat `libcuda`'s.
+    Used { by_plan: bool, driver: String },
+    /// The runtime needs them, but they do not load here (no injection puts them first,
+    /// and the container does not ask for them).
+    NotLoaded { driver: String },
+    /// They would load but cannot work, for the reason given.
+    Refused { reason: String },
+}
+
+/// What the container ships and asks that the forward-compatibility decision depends on.
+pub struct CompatInput<'a> {
+    /// The compat `libcuda`'s driver version, if its file name states it.
+    pub compat_driver: Option<&'a str>,
+    /// The container's `LD_LIBRARY_PATH` names the compat directory.
+    pub on_ld_library_path: bool,
+    /// The host's kernel driver.
+    pub host_driver: &'a str,
+    /// The runtime version the libraries must serve.
+    pub runtime: &'a str,
+    pub requirement: Option<&'a Requirement>,
+    /// The plan injects the host's driver libraries (and so writes the loader cache).
+    pub injecting: bool,
+}
+
+/// Decides whether the compat libraries load and work. The plan and the verdict both
+/// ask this, so they cannot disagree: the plan puts them first exactly when this says
+/// `Used { by_plan: true }`.
+pub fn compat_use(input: &CompatInput) -> CompatUse {
+    let Some(compat) = input.compat_driver else {
+        return if input.on_ld_library_path {
+            CompatUse::Refused {
+                reason: "the forward-compatibility libcuda's version is not in its file name, so whether it suits the host driver is unknown".into(),
+            }
+        } else {
+            CompatUse::Unused
+        };
+    };
+    let (Some(compat_v), Some(host_v)) = (Driver::parse(compat), Driver::parse(input.host_driver))
+    else {
+        return CompatUse::Unused;
+    };
+    let needed = matches!(
+        check(input.host_driver, input.runtime, false),
+        CudaCheck::TooOld { .. }
+    );
+    if compat_v <= host_v {
+        // NVIDIA's libraries are meant for older kernel drivers only; loading an older
+        // (or another build's) libcuda against this kernel module fails.
+        return if input.on_ld_library_path && compat_v != host_v {
+            CompatUse::Refused {
+                reason: format!(
+                    "the container's LD_LIBRARY_PATH loads its forward-compatibility libcuda {compat}, which is not the host's kernel driver {}: CUDA fails with a driver mismatch",
+                    input.host_driver
+                ),
+            }
+        } else {
+            CompatUse::Unused
+        };
+    }
+    if !needed && !input.on_ld_library_path {
+        return CompatUse::Unused;
+    }
+    if let Some(false) = input
+        .requirement
+        .and_then(|r| r.allows_forward_compat(input.host_driver))
+    {
+        let branches = input
+            .requirement
+            .map(|r| r.forward_compat_branches().join(", "))
+            .unwrap_or_default();
+        return CompatUse::Refused {
+            reason: format!(
+                "the image's NVIDIA_REQUIRE_CUDA allows forward compatibility only on the driver branches {branches}, not on {}",
+                input.host_driver
+            ),
+        };
+    }
+    if matches!(
+        check(compat, input.runtime, false),
+        CudaCheck::TooOld { .. }
+    ) {
+        return CompatUse::Refused {
+            reason: format!(
+                "its forward-compatibility libcuda {compat} is itself too old for the runtime"
+            ),
+        };
+    }
+    if input.on_ld_library_path {
+        CompatUse::Used {
+            by_plan: false,
+            driver: compat.to_string(),
+        }
+    } else if input.injecting {
+        CompatUse::Used {
+            by_plan: true,
+            driver: compat.to_string(),
+        }
+    } else {
+        CompatUse::NotLoaded {
+            driver: compat.to_string(),
+        }
+    }
+}
+
+/// The runtime version a check is made for: the stated one, else the lowest of the
+/// soname's major (`libcudart.so.12` -> `12.0`), the least it can need.
+pub fn judged_version(runtime: &CudaRuntime) -> Option<String> {
+    runtime
+        .version
+        .clone()
+        .or_else(|| runtime.major.map(|m| format!("{m}.0")))
+}
+
+/// The runtime whose needs decide: the highest version the files state, else the
+/// highest major.
+pub fn deciding_runtime(runtimes: &[CudaRuntime]) -> Option<&CudaRuntime> {
+    runtimes.iter().max_by_key(|r| {
+        let v = judged_version(r).unwrap_or_default();
+        let key: Vec<u32> = v.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+        (key, r.version.is_some())
+    })
+}
+
+/// The forward-compatibility decision for a container on a host, with the libraries it
+/// is about; None when the container ships none or the host has no readable driver.
+pub fn container_compat<'f>(
+    facts: &'f Facts,
+    inject: &Inject,
+) -> Option<(CompatUse, &'f CudaCompat)> {
+    let gpu = &facts.container.inventory.as_ref()?.gpu;
+    let compat = gpu.cuda_compat.as_ref()?;
+    let driver = facts.host.inventory.as_ref()?.gpu.nvidia_driver.as_ref()?;
+    let runtime = deciding_runtime(&gpu.cuda_runtimes).and_then(judged_version)?;
+    let requirement = facts
+        .container
+        .env
+        .get("NVIDIA_REQUIRE_CUDA")
+        .and_then(|t| parse_requirement(t).ok());
+    let input = CompatInput {
+        compat_driver: compat.version.as_deref(),
+        on_ld_library_path: compat.on_ld_library_path,
+        host_driver: &driver.version,
+        runtime: &runtime,
+        requirement: requirement.as_ref(),
+        injecting: inject.gpu && !facts.host.gpu_libs.is_empty(),
+    };
+    Some((compat_use(&input), compat))
 }
 
 #[cfg(test)]
@@ -391,5 +678,106 @@ mod tests {
             let got = Cuda::parse(text).map(|c| (c.major, c.minor));
             assert_eq!(got, expected, "{text:?}");
         }
+    }
+
+    #[test]
+    fn requirements_parse_as_nvidia_reads_them() {
+        let r = parse_requirement(
+            "cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=tesla,driver>=535,driver<536",
+        )
+        .unwrap();
+        assert_eq!(r.alternatives.len(), 3);
+        assert_eq!(
+            r.alternatives[1][1],
+            Condition {
+                key: "driver".into(),
+                op: ">=",
+                value: "470".into()
+            }
+        );
+        assert_eq!(r.allows_forward_compat("470.256.02"), Some(true));
+        assert_eq!(r.allows_forward_compat("535.309.01"), Some(true));
+        assert_eq!(r.allows_forward_compat("550.163.01"), Some(false));
+        assert_eq!(r.forward_compat_branches(), vec!["470", "535"]);
+        let plain = parse_requirement("cuda>=12.4").unwrap();
+        assert_eq!(plain.allows_forward_compat("470.256.02"), None);
+        assert_eq!(parse_requirement("").unwrap(), Requirement::default());
+        for bad in [
+            "cuda12.4",
+            "gpu>=1",
+            "cuda>=twelve",
+            "brand>=tesla",
+            "driver<",
+        ] {
+            assert!(parse_requirement(bad).is_err(), "{bad}");
+        }
+        assert!(parse_requirement(&"cuda>=1.0 ".repeat(1000)).is_err());
+    }
+
+    #[test]
+    fn compat_decisions() {
+        let input = |compat, on_path, host, runtime, injecting| CompatInput {
+            compat_driver: compat,
+            on_ld_library_path: on_path,
+            host_driver: host,
+            runtime,
+            requirement: None,
+            injecting,
+        };
+        let used = |by_plan| CompatUse::Used {
+            by_plan,
+            driver: "550.163.01".into(),
+        };
+        let c = Some("550.163.01");
+        assert_eq!(
+            compat_use(&input(c, false, "470.256.02", "12.4", true)),
+            used(true)
+        );
+        assert_eq!(
+            compat_use(&input(c, true, "470.256.02", "12.4", true)),
+            used(false)
+        );
+        assert_eq!(
+            compat_use(&input(c, false, "470.256.02", "12.4", false)),
+            CompatUse::NotLoaded {
+                driver: "550.163.01".into()
+            }
+        );
+        // Not needed: the host driver runs 12.4 itself.
+        assert_eq!(
+            compat_use(&input(c, false, "550.163.01", "12.4", true)),
+            CompatUse::Unused
+        );
+        // Too old to help a 13.0 runtime (it serves 12.9 through minor-version
+        // compatibility).
+        assert!(matches!(
+            compat_use(&input(
+                Some("535.309.01"),
+                false,
+                "470.256.02",
+                "12.9",
+                true
+            )),
+            CompatUse::Used { .. }
+        ));
+        assert!(matches!(
+            compat_use(&input(
+                Some("535.309.01"),
+                false,
+                "470.256.02",
+                "13.0",
+                true
+            )),
+            CompatUse::Refused { .. }
+        ));
+        // Forced on a newer driver.
+        assert!(matches!(
+            compat_use(&input(c, true, "560.35.03", "12.4", true)),
+            CompatUse::Refused { .. }
+        ));
+        assert_eq!(
+            compat_use(&input(None, false, "470.256.02", "12.4", true)),
+            CompatUse::Unused
+        );
     }
 }

@@ -63,8 +63,6 @@ pub struct ContainerFacts {
     pub search_dir_hits: BTreeMap<String, String>,
     /// The container's loader cache entries (rewritten with the injected ones).
     pub cache_entries: Vec<CacheEntry>,
-    /// The container ships CUDA forward-compatibility libraries (`cuda-compat`).
-    pub cuda_forward_compat: bool,
     /// MPI sonames some object resolves before the loader cache (RPATH, RUNPATH,
     /// `LD_LIBRARY_PATH`): a loader cache entry cannot redirect them.
     pub mpi_before_cache: BTreeSet<String>,

@@ -165,6 +165,16 @@ codes! {
         "the host's NVIDIA driver is older than the container's CUDA runtime needs";
     GpuDriverMissing = "gpu-driver-missing", Error,
         "the container uses a GPU runtime but the host has no matching GPU driver";
+    GpuDriverMismatch = "gpu-driver-mismatch", Error,
+        "the NVIDIA libraries that would load are another version than the host's kernel module (driver/library version mismatch)";
+    /// Only a warning: the runtime is there, and what it needs of the driver is known only
+    /// down to its major version.
+    CudaRuntimeUnversioned = "cuda-runtime-unversioned", Warning,
+        "the container ships a CUDA runtime whose version no file states, so the driver check is only as exact as its major version";
+    /// Only a warning: NVIDIA's own runtime refuses the start, containerspec's injection
+    /// does not depend on it.
+    CudaRequirementInvalid = "cuda-requirement-invalid", Warning,
+        "the container's NVIDIA_REQUIRE_CUDA does not parse, so what it asks of the driver is not checked";
     /// Only a warning: the files decide, a label is a claim.
     LabelMismatch = "label-mismatch", Warning,
         "a label or annotation declared on the image contradicts what its files say";
@@ -277,6 +287,8 @@ mod tests {
         Code::HostMpiIncomplete,
         Code::MicroarchUnverified,
         Code::CpuTargetUnknown,
+        Code::CudaRuntimeUnversioned,
+        Code::CudaRequirementInvalid,
     ];
 
     /// Information only.
@@ -288,7 +300,7 @@ mod tests {
         for code in Code::all() {
             assert!(seen.insert(*code), "{code} listed twice");
         }
-        assert_eq!(seen.len(), 30);
+        assert_eq!(seen.len(), 33);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct Selection {
     pub env: Vec<EnvNeed>,
     /// Paths of injected objects that only plugins load: optional, like the plugins.
     pub optional: std::collections::BTreeSet<String>,
+    /// The container's own libraries the loader cache lists before everything else:
+    /// (soname, container path). Its CUDA forward-compatibility libraries, where the
+    /// runtime needs them (see [`super::cuda::container_compat`]).
+    pub container_first: Vec<(String, String)>,
 }
 
 impl Selection {
@@ -85,11 +89,32 @@ pub fn select(facts: &Facts, inject: &Inject) -> Selection {
         select_mpi(facts, &mut sel);
     }
     if inject.gpu {
-        for lib in &facts.host.gpu_libs {
-            push_dep(&mut sel, lib);
-        }
+        select_gpu(facts, inject, &mut sel);
     }
     sel
+}
+
+/// The host's driver libraries, except those the container's forward-compatibility
+/// libraries serve when the runtime needs them: those come first in the loader cache,
+/// from the container, as NVIDIA's `cuda-compat` intends.
+fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
+    let compat = match super::cuda::container_compat(facts, inject) {
+        Some((super::cuda::CompatUse::Used { by_plan: true, .. }, compat)) => Some(compat),
+        _ => None,
+    };
+    for lib in &facts.host.gpu_libs {
+        if compat.is_some_and(|c| c.sonames.iter().any(|s| s == lib.name())) {
+            continue;
+        }
+        push_dep(sel, lib);
+    }
+    if let Some(c) = compat {
+        sel.container_first.extend(
+            c.sonames
+                .iter()
+                .map(|s| (s.clone(), format!("{}/{s}", c.dir))),
+        );
+    }
 }
 
 fn select_mpi(facts: &Facts, sel: &mut Selection) {
@@ -418,16 +443,29 @@ fn host_file(root: &std::path::Path, path: &str) -> String {
 /// The injected libraries first, then the container's own entries except those the
 /// injected ones replace.
 fn cache_plan(facts: &Facts, sel: &Selection) -> LdCachePlan {
-    let mut entries: Vec<CacheLine> = sel
-        .deps
+    // The x86-64 libc6 flags; the compat libraries are the container's own, of its machine.
+    let container_flags = facts
+        .container
+        .cache_entries
         .iter()
-        .map(|l| CacheLine {
-            soname: l.name().to_string(),
-            path: format!("{OWNED_DIR}/{}", l.name()),
-            flags: l.cache_flags,
+        .find(|e| e.soname == "libc.so.6")
+        .map_or(0x0303, |e| e.flags);
+    let mut entries: Vec<CacheLine> = sel
+        .container_first
+        .iter()
+        .map(|(soname, path)| CacheLine {
+            soname: soname.clone(),
+            path: path.clone(),
+            flags: container_flags,
             hwcaps: None,
         })
         .collect();
+    entries.extend(sel.deps.iter().map(|l| CacheLine {
+        soname: l.name().to_string(),
+        path: format!("{OWNED_DIR}/{}", l.name()),
+        flags: l.cache_flags,
+        hwcaps: None,
+    }));
     // A mounted prefix's libraries at their own path, under the name the container asks
     // by: `libmpich.so.12` -> Intel MPI's `.../lib/libmpi.so.12`.
     for (soname, lib) in &sel.in_place {

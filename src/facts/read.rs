@@ -199,10 +199,13 @@ fn gpu_libs(
         let objects = load_listed(root, inputs.host_root, &set.libraries, "gpu")?;
         return Ok(objects.iter().map(|o| lib_of(root, o)).collect());
     }
+    // The libraries' own version: where it differs from the kernel module's, they are
+    // still the driver's (the rules report the mismatch).
     let Some(driver) = inventory
         .gpu
-        .nvidia_driver
+        .nvidia_libraries
         .as_ref()
+        .or(inventory.gpu.nvidia_driver.as_ref())
         .map(|d| d.version.clone())
     else {
         return Ok(Vec::new());
@@ -364,7 +367,6 @@ fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFact
             .as_ref()
             .map(|c| c.entries.clone())
             .unwrap_or_default(),
-        cuda_forward_compat: has_forward_compat(root),
         env,
         ..Default::default()
     };
@@ -515,6 +517,7 @@ fn providers(loader: &Loader, host: &HostFacts, machine: u16, facts: &mut Contai
     }
     for lib in &host.gpu_libs {
         wanted.extend(lib.needed.iter().cloned());
+        wanted.extend(lib.soname.iter().cloned());
     }
     for soname in wanted {
         let Some(found) = loader.find_plain(&soname, machine, ElfClass::Elf64) else {
@@ -564,11 +567,4 @@ fn search_dir_hits(root: &RootFs, host: &HostFacts, facts: &mut ContainerFacts) 
             }
         }
     }
-}
-
-fn has_forward_compat(root: &RootFs) -> bool {
-    root.list_dir("/usr/local/cuda/compat")
-        .unwrap_or_default()
-        .iter()
-        .any(|(n, _)| n.starts_with("libcuda.so"))
 }

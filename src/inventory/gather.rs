@@ -219,7 +219,7 @@ pub fn gather_with_closure<'r>(root: &'r RootFs, req: &Request) -> Gathered<'r> 
         &mut examined,
     );
     let gpu = match machine {
-        Some(m) => gpu::detect(&loader, m, req.process),
+        Some(m) => gpu::detect(&loader, m, req.process, entry.as_ref().map(|(_, c)| c)),
         None => Gpu::default(),
     };
     let mut scan = ScanSummary {

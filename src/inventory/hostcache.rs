@@ -109,8 +109,9 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
 pub(crate) fn cache_key() -> Option<String> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     Some(format!(
-        "{}|{}|{}",
+        "{}|schema {}|{}|{}",
         env!("CARGO_PKG_VERSION"),
+        super::model::SCHEMA_VERSION,
         boot_id.trim(),
         cpu_signature()
     ))

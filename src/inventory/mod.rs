@@ -4,6 +4,7 @@
 //! built on them ([`libc`], [`mpi`], [`gpu`], [`cpu`], [`microarch`], [`osrelease`]).
 
 pub mod cpu;
+pub mod cuda;
 pub mod elf;
 pub mod entrypoint;
 pub mod gather;

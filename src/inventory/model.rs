@@ -121,12 +121,85 @@ pub struct MpiInstall {
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Gpu {
-    /// Host: the NVIDIA kernel driver.
+    /// Host: the NVIDIA driver: the loaded kernel module's version
+    /// (`/proc/driver/nvidia/version`), else its user-space libraries'.
     pub nvidia_driver: Option<VersionFact>,
-    /// Container: the CUDA runtime it ships or declares.
+    /// Host: the version of the driver's user-space libraries (`libcuda.so.<version>`),
+    /// which must equal the kernel module's.
+    #[serde(default)]
+    pub nvidia_libraries: Option<VersionFact>,
+    /// Container: the CUDA runtime with the highest stated version (see `cuda_runtimes`).
     pub cuda_runtime: Option<VersionFact>,
+    /// Container: every CUDA runtime it ships (pip wheels, conda, toolkit trees, the
+    /// loader's), or declares when it ships none.
+    #[serde(default)]
+    pub cuda_runtimes: Vec<CudaRuntime>,
+    /// Container: NVIDIA's forward-compatibility libraries (`cuda-compat`).
+    #[serde(default)]
+    pub cuda_compat: Option<CudaCompat>,
     /// Host or container: ROCm.
     pub rocm: Option<VersionFact>,
+}
+
+/// One CUDA runtime in a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct CudaRuntime {
+    /// The runtime's version (`12.9.79`), null when no file states it.
+    pub version: Option<String>,
+    /// The major version (from the version, else the library's soname: `libcudart.so.12`).
+    pub major: Option<u32>,
+    pub layout: CudaLayout,
+    /// The `libcudart` file, null for a declaration or a toolkit tree without one.
+    pub library: Option<String>,
+    /// The file or variable the version comes from (the library itself when unversioned).
+    pub source: String,
+}
+
+/// Where a CUDA runtime was found.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CudaLayout {
+    /// A pip wheel (`site-packages/nvidia/*/lib`, versioned by its `.dist-info`).
+    Pip,
+    /// A copy another wheel vendors (`torch/lib/libcudart-<hash>.so.N`).
+    Bundled,
+    /// A conda package (`conda-meta/cuda-cudart-*.json`, `cudatoolkit-*.json`).
+    Conda,
+    /// A CUDA toolkit tree (`/usr/local/cuda-X.Y`, as NGC and the CUDA base images have).
+    Toolkit,
+    /// A library the loader finds, or the entrypoint loads or searches for.
+    System,
+    /// Only declared: `CUDA_VERSION` / `NVIDIA_REQUIRE_CUDA`, no runtime file.
+    Declared,
+}
+
+impl std::fmt::Display for CudaLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CudaLayout::Pip => "pip",
+            CudaLayout::Bundled => "bundled",
+            CudaLayout::Conda => "conda",
+            CudaLayout::Toolkit => "toolkit",
+            CudaLayout::System => "system",
+            CudaLayout::Declared => "declared",
+        })
+    }
+}
+
+/// A container's CUDA forward-compatibility libraries: a newer `libcuda` built to run on
+/// older kernel drivers of the branches NVIDIA supports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct CudaCompat {
+    /// The directory (canonical), `/usr/local/cuda-12.4/compat`.
+    pub dir: String,
+    /// The `libcuda` file `libcuda.so.1` resolves to.
+    pub libcuda: String,
+    /// Its driver version (`550.54.15`), from the file name.
+    pub version: Option<String>,
+    /// The sonames the directory serves (`libcuda.so.1`, `libnvidia-ptxjitcompiler.so.1`).
+    pub sonames: Vec<String>,
+    /// The container's `LD_LIBRARY_PATH` names the directory: it loads them itself.
+    pub on_ld_library_path: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]

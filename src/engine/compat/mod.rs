@@ -8,12 +8,12 @@
 
 use std::collections::BTreeSet;
 
+mod gpu;
 mod loaded;
 mod mpi;
 #[cfg(test)]
 mod tests;
 
-use super::cuda::{self, CudaCheck};
 use super::facts::{Facts, Lib, is_glibc_part};
 use super::finding::{Code, Finding};
 use super::plan::Selection;
@@ -27,7 +27,7 @@ pub fn check(facts: &Facts, inject: &Inject, sel: &Selection) -> Vec<Finding> {
     let mut out = Vec::new();
     arch(facts, &mut out);
     microarch(facts, &mut out);
-    cuda_rule(facts, inject, &mut out);
+    gpu::gpu(facts, inject, sel, &mut out);
     labels(facts, &mut out);
     unloadable(facts, &mut out);
     if inject.any() {
@@ -260,67 +260,6 @@ fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
             ))
             .versions([format!("x86-64-v{level}"), format!("x86-64-v{host_level}")]),
         );
-    }
-}
-
-fn cuda_rule(facts: &Facts, inject: &Inject, out: &mut Vec<Finding>) {
-    let Some(runtime) = facts
-        .container
-        .inventory
-        .as_ref()
-        .and_then(|i| i.gpu.cuda_runtime.clone())
-    else {
-        return;
-    };
-    let driver = facts
-        .host
-        .inventory
-        .as_ref()
-        .and_then(|i| i.gpu.nvidia_driver.clone());
-    let Some(driver) = driver else {
-        if inject.gpu {
-            out.push(
-                Finding::new(
-                    Code::GpuDriverMissing,
-                    format!(
-                        "the container uses CUDA {} but the host has no NVIDIA driver",
-                        runtime.version
-                    ),
-                )
-                .objects([runtime.source]),
-            );
-        }
-        return;
-    };
-    let what = format!(
-        "the container's CUDA runtime {} ({})",
-        runtime.version, runtime.source
-    );
-    let objects = [runtime.source.clone(), driver.source.clone()];
-    match cuda::check(&driver.version, &runtime.version, facts.container.cuda_forward_compat) {
-        CudaCheck::Supported => {}
-        CudaCheck::MinorVersionCompatible { driver_cuda } => out.push(
-            Finding::new(Code::CudaDriverTooOld, format!("{what} is newer than the host driver {} (CUDA {driver_cuda}); it runs through minor-version compatibility, but PTX JIT and newer features may fail", driver.version))
-                .severity_warning()
-                .objects(objects)
-                .versions([driver.version.clone(), runtime.version.clone()]),
-        ),
-        CudaCheck::ForwardCompatible { .. } => out.push(
-            Finding::new(Code::CudaDriverTooOld, format!("{what} is newer than the host driver {}; the container's forward-compatibility libraries make it run on supported data-center GPUs only", driver.version))
-                .severity_warning()
-                .objects(objects)
-                .versions([driver.version.clone(), runtime.version.clone()]),
-        ),
-        CudaCheck::TooOld { driver_cuda, minimum_driver } => {
-            let supports = driver_cuda.map(|c| format!(" (supports CUDA {c})")).unwrap_or_default();
-            let needs = minimum_driver.map(|m| format!(": it needs driver {m} or newer")).unwrap_or_default();
-            out.push(
-                Finding::new(Code::CudaDriverTooOld, format!("{what} is too new for the host driver {}{supports}{needs}", driver.version))
-                    .hint("use an image built for an older CUDA, or run on a node with a newer driver")
-                    .objects(objects)
-                    .versions([driver.version, runtime.version]),
-            );
-        }
     }
 }
 

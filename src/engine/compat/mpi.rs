@@ -73,15 +73,6 @@ pub(super) fn mpi(facts: &Facts, sel: &Selection, out: &mut Vec<Finding>) {
                 .objects([requester.clone(), path.clone()]),
         );
     }
-    for (soname, path) in &facts.container.ld_library_path_hits {
-        if sel.deps.iter().any(|d| d.name() == soname) {
-            out.push(
-                Finding::new(Code::LibraryShadowed, format!("the container's LD_LIBRARY_PATH finds its own {soname} ({path}) before the injected one"))
-                    .hint("drop that directory from the image's LD_LIBRARY_PATH, or do not inject")
-                    .objects([path.clone()]),
-            );
-        }
-    }
     environment(facts, sel, out);
     for problem in facts.host.mpi.iter().flat_map(|m| &m.problems) {
         out.push(
