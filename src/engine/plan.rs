@@ -94,6 +94,15 @@ pub fn select(facts: &Facts, inject: &Inject) -> Selection {
     sel
 }
 
+/// The driver libraries every CUDA program loads: the driver API, NVML, and the JIT
+/// compilers libcuda loads for PTX and NVVM IR.
+const GPU_CORE: [&str; 4] = [
+    "libcuda.so.1",
+    "libnvidia-ml.so.1",
+    "libnvidia-ptxjitcompiler.so.1",
+    "libnvidia-nvvm.so.4",
+];
+
 /// The host's driver libraries, except those the container's forward-compatibility
 /// libraries serve when the runtime needs them: those come first in the loader cache,
 /// from the container, as NVIDIA's `cuda-compat` intends.
@@ -105,6 +114,12 @@ fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
     for lib in &facts.host.gpu_libs {
         if compat.is_some_and(|c| c.sonames.iter().any(|s| s == lib.name())) {
             continue;
+        }
+        // The rest of the driver's libraries are loaded only by some programs, or by
+        // libcuda in some modes (confidential computing's PKCS#11 provider): one that
+        // cannot load costs that feature, like a plugin.
+        if !GPU_CORE.contains(&lib.name()) {
+            sel.optional.insert(lib.path.clone());
         }
         push_dep(sel, lib);
     }

@@ -25,7 +25,13 @@ pub fn detect(
         version: r.version.clone().unwrap_or_default(),
         source: r.source.clone(),
     });
+    let driver_problems = if libraries.is_none() {
+        driver_problems(loader)
+    } else {
+        Vec::new()
+    };
     Gpu {
+        driver_problems,
         nvidia_driver: kernel_module(loader).or_else(|| libraries.clone()),
         nvidia_libraries: libraries,
         cuda_runtime,
@@ -45,6 +51,41 @@ fn driver_libraries(loader: &Loader, machine: u16) -> Option<VersionFact> {
     ["libcuda.so.1", "libnvidia-ml.so.1"]
         .iter()
         .find_map(|soname| library_suffix(loader, machine, soname))
+}
+
+/// Why the driver libraries the loader cache lists give no version: each listed
+/// `libcuda.so.1` / `libnvidia-ml.so.1` that resolves to no file, or to one whose name
+/// does not carry the driver's version.
+fn driver_problems(loader: &Loader) -> Vec<String> {
+    let Some(cache) = &loader.cache else {
+        return Vec::new();
+    };
+    let root = loader.root();
+    let mut out = Vec::new();
+    for entry in cache
+        .entries
+        .iter()
+        .filter(|e| e.soname == "libcuda.so.1" || e.soname == "libnvidia-ml.so.1")
+    {
+        let problem = match root.canonicalize(&entry.path) {
+            Err(e) => format!(
+                "{} (listed in /etc/ld.so.cache as {}) does not resolve: {e}",
+                entry.path, entry.soname
+            ),
+            Ok(real) if !root.is_file(&real) => format!(
+                "{} (listed in /etc/ld.so.cache as {}) resolves to {real}, which is not a regular file",
+                entry.path, entry.soname
+            ),
+            Ok(real) => format!(
+                "{} (listed in /etc/ld.so.cache as {}) resolves to {real}, whose name does not carry the driver version",
+                entry.path, entry.soname
+            ),
+        };
+        if !out.contains(&problem) {
+            out.push(problem);
+        }
+    }
+    out
 }
 
 /// "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 ..." -> 535.104.05

@@ -65,7 +65,20 @@ pub(crate) fn run_with_plan(
     cache: Option<&Path>,
     env: &[String],
 ) -> std::process::Output {
+    run_program_with_plan(work, rootfs, mounts, cache, env, &[PROGRAM])
+}
+
+/// [`run_with_plan`] for any program of the rootfs: `argv` (no quote in them).
+pub(crate) fn run_program_with_plan(
+    work: &Path,
+    rootfs: &Path,
+    mounts: &[(String, String, String)],
+    cache: Option<&Path>,
+    env: &[String],
+    argv: &[&str],
+) -> std::process::Output {
     let extra: String = env.iter().map(|e| format!(" '{e}'")).collect();
+    let argv: String = argv.iter().map(|a| format!(" '{a}'")).collect();
     let mut script = String::from("set -e\n");
     let merged = work.join("merged");
     script += &format!(
@@ -96,8 +109,8 @@ pub(crate) fn run_with_plan(
     }
     script += &format!(
         "mount -t proc proc {m}/proc\nmount --rbind /sys {m}/sys\nmount --rbind /dev {m}/dev\nmount -t tmpfs tmpfs {m}/tmp\n\
-         exec timeout 60 chroot {m} /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root OMPI_ALLOW_RUN_AS_ROOT=1 \
-         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm=isolated OMPI_MCA_btl=self{extra} {PROGRAM}\n",
+         exec timeout 60 env -i PATH=/usr/bin:/bin HOME=/root OMPI_ALLOW_RUN_AS_ROOT=1 \
+         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm=isolated OMPI_MCA_btl=self{extra} /usr/sbin/chroot {m}{argv}\n",
         m = merged.display()
     );
     Command::new("unshare")

@@ -10,6 +10,7 @@ mod config;
 mod cpu;
 mod cpu_names;
 mod cpu_truth;
+mod cuda_truth;
 mod elf;
 mod entrypoint;
 mod fixtures;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (as root) and builds
-# the cached real root filesystems, the Apptainer rig and its SIF images. Safe to re-run: installed packages and built roots
+# the cached real root filesystems, the Apptainer rig and its SIF images, the CUDA rig. Safe to re-run: installed packages and built roots
 # are kept.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,6 +51,9 @@ if [[ $(id -u) -eq 0 ]]; then
   if [[ $# -eq 0 ]]; then
     # Third-party MPI builds under a site prefix, on host roots, for the injection tests.
     "$here/site-mpi.sh" >/dev/null
+    # Real CUDA runtime wheels in pip, conda and NGC layouts, and host roots with the real
+    # NVIDIA driver libraries of Debian's non-free packages, for the CUDA truth matrix.
+    "$here/cuda.sh" >/dev/null
     "$here/apptainer.sh" build >/dev/null
     for name in trixie-mpich bullseye-mpich; do
       "$here/apptainer.sh" sif "$name" >/dev/null

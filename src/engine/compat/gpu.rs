@@ -43,7 +43,9 @@ pub(super) fn gpu(facts: &Facts, inject: &Inject, sel: &Selection, out: &mut Vec
         return;
     }
     let Some(driver) = driver else {
-        if inject.gpu {
+        // With gpu injection requested and no driver libraries, the injection rule
+        // says so (and why they could not be read).
+        if inject.gpu && !facts.host.gpu_libs.is_empty() {
             let main = cuda::deciding_runtime(runtimes);
             out.push(
                 Finding::new(

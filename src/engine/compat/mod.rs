@@ -37,12 +37,35 @@ pub fn check(facts: &Facts, inject: &Inject, sel: &Selection) -> Vec<Finding> {
         mpi::mpi(facts, sel, &mut out);
     }
     if inject.gpu && facts.host.gpu_libs.is_empty() {
-        out.push(
-            Finding::new(
-                Code::GpuDriverMissing,
-                "gpu injection was requested but the host has no NVIDIA driver libraries",
+        let problems: Vec<String> = facts
+            .host
+            .inventory
+            .iter()
+            .flat_map(|i| i.gpu.driver_problems.iter().cloned())
+            .collect();
+        let (message, hint) = if problems.is_empty() {
+            (
+                "gpu injection was requested but the host has no NVIDIA driver libraries"
+                    .to_string(),
+                "run the container on a GPU node, or do not request gpu injection",
             )
-            .hint("run the container on a GPU node, or do not request gpu injection"),
+        } else {
+            (
+                format!(
+                    "gpu injection was requested but the host's NVIDIA driver libraries cannot be read: {}",
+                    problems.join("; ")
+                ),
+                "repair the driver installation (its alternatives links, or reinstall the driver's libraries) and run ldconfig",
+            )
+        };
+        out.push(
+            Finding::new(Code::GpuDriverMissing, message)
+                .hint(hint)
+                .objects(
+                    problems
+                        .iter()
+                        .map(|p| p.split(' ').next().unwrap_or_default().to_string()),
+                ),
         );
     }
     if !sel.is_empty() {
