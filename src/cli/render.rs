@@ -193,7 +193,42 @@ fn gpu(out: &mut String, gpu: &Gpu) {
         })
     };
     line(out, "nvidia driver", fact(&gpu.nvidia_driver));
-    line(out, "cuda runtime", fact(&gpu.cuda_runtime));
+    if let Some(libs) = gpu
+        .nvidia_libraries
+        .as_ref()
+        .filter(|l| Some(*l) != gpu.nvidia_driver.as_ref())
+    {
+        line(out, "", format!("libraries {} ({})", libs.version, libs.source));
+    }
+    for problem in &gpu.driver_problems {
+        line(out, "", format!("unreadable: {problem}"));
+    }
+    if gpu.cuda_runtimes.is_empty() {
+        line(out, "cuda runtime", "none".to_string());
+    }
+    for (i, r) in gpu.cuda_runtimes.iter().enumerate() {
+        let version = r.version.clone().unwrap_or_else(|| {
+            let major = r.major.map(|m| format!(" (major {m})")).unwrap_or_default();
+            format!("version unknown{major}")
+        });
+        let library = r
+            .library
+            .as_deref()
+            .filter(|l| *l != r.source)
+            .map(|l| format!(", {l}"))
+            .unwrap_or_default();
+        let label = if i == 0 { "cuda runtime" } else { "" };
+        line(out, label, format!("{version} [{}] ({}{library})", r.layout, r.source));
+    }
+    if let Some(c) = &gpu.cuda_compat {
+        let version = c.version.as_deref().unwrap_or("version unknown");
+        let loaded = if c.on_ld_library_path {
+            ", on LD_LIBRARY_PATH"
+        } else {
+            ""
+        };
+        line(out, "cuda compat", format!("libcuda {version} ({}{loaded})", c.dir));
+    }
     line(out, "rocm", fact(&gpu.rocm));
 }
 
