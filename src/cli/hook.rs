@@ -49,6 +49,11 @@ pub struct HookArgs {
     /// injection and pass), off (overrides the config's [log] level; default info)
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<log::LevelFilter>,
+    /// What to inject (mpi, gpu, mpi,gpu), over the container's
+    /// org.supercontainers.inject annotation: what a CDI device's hook passes, since
+    /// asking for the device is the request
+    #[arg(long, value_name = "LIST")]
+    pub inject: Option<String>,
 }
 
 pub fn run(args: &HookArgs) -> Result<u8, CliError> {
@@ -73,7 +78,7 @@ pub fn run(args: &HookArgs) -> Result<u8, CliError> {
             .unwrap_or(log::LevelFilter::Info),
         id: state.id.clone(),
     };
-    match judge_and_act(&state, &config, &log) {
+    match judge_and_act(&state, &config, &log, args.inject.as_deref()) {
         Ok(code) => Ok(code),
         Err(e) => {
             log.write(log::Level::Error, &format!("error: {e}"));
@@ -82,11 +87,16 @@ pub fn run(args: &HookArgs) -> Result<u8, CliError> {
     }
 }
 
-fn judge_and_act(state: &HookState, config: &Config, log: &Log) -> Result<u8, CliError> {
+fn judge_and_act(
+    state: &HookState,
+    config: &Config,
+    log: &Log,
+    inject: Option<&str>,
+) -> Result<u8, CliError> {
     let bundle = Target::bundle(&state.bundle)?;
     let annotations = merged_annotations(&bundle, state);
     let ask = Ask {
-        inject: None,
+        inject,
         annotations: &annotations,
         host_root: None,
         host_target: None,

@@ -69,6 +69,21 @@ pub(crate) struct Installation {
 }
 
 impl Installation {
+    /// `MPICH 4.0.2 (/usr/lib/x86_64-linux-gnu/libmpich.so.12)`
+    pub(crate) fn describe(&self) -> String {
+        let what = [self.implementation.as_deref(), self.version.as_deref()]
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!(
+            "{} ({})",
+            if what.is_empty() { "MPI" } else { &what },
+            self.path
+        )
+    }
+
     fn of(m: &HostMpi) -> Installation {
         let i = m.main.install.as_ref();
         Installation {
@@ -88,7 +103,7 @@ impl Installation {
 
 /// Every MPI installation the config, the caller's LD_LIBRARY_PATH and the loader cache
 /// name, as check-bundle finds them.
-fn installations(
+pub(crate) fn installations(
     root: &RootFs,
     config: &Config,
     cached: &[crate::inventory::model::MpiInstall],

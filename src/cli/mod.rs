@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, and the shared rendering of inventories.
 
 mod apptainer;
+mod cdi;
 mod check_bundle;
 mod generate;
 mod hook;
@@ -83,6 +84,9 @@ pub enum Command {
     Apptainer(ApptainerArgs),
     /// The same for SingularityCE: binds go to SINGULARITY_BIND, `exec` runs `singularity`
     Singularity(ApptainerArgs),
+    /// Container Device Interface specs: write them from this host's verified MPI and GPU
+    /// driver (each device runs containerspec's check), or check any vendor's
+    Cdi(cdi::CdiArgs),
     /// Man pages and shell completions, generated from this command's own definition
     Generate(generate::GenerateArgs),
 }
@@ -116,6 +120,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Singularity(args) => {
             apptainer::run(args, crate::action::apptainer::Flavor::Singularity)
         }
+        Command::Cdi(args) => cdi::run(args),
         Command::Generate(args) => generate::run(args),
     }
 }

@@ -198,7 +198,11 @@ fn gpu(out: &mut String, gpu: &Gpu) {
         .as_ref()
         .filter(|l| Some(*l) != gpu.nvidia_driver.as_ref())
     {
-        line(out, "", format!("libraries {} ({})", libs.version, libs.source));
+        line(
+            out,
+            "",
+            format!("libraries {} ({})", libs.version, libs.source),
+        );
     }
     for problem in &gpu.driver_problems {
         line(out, "", format!("unreadable: {problem}"));
@@ -218,7 +222,11 @@ fn gpu(out: &mut String, gpu: &Gpu) {
             .map(|l| format!(", {l}"))
             .unwrap_or_default();
         let label = if i == 0 { "cuda runtime" } else { "" };
-        line(out, label, format!("{version} [{}] ({}{library})", r.layout, r.source));
+        line(
+            out,
+            label,
+            format!("{version} [{}] ({}{library})", r.layout, r.source),
+        );
     }
     if let Some(c) = &gpu.cuda_compat {
         let version = c.version.as_deref().unwrap_or("version unknown");
@@ -227,7 +235,11 @@ fn gpu(out: &mut String, gpu: &Gpu) {
         } else {
             ""
         };
-        line(out, "cuda compat", format!("libcuda {version} ({}{loaded})", c.dir));
+        line(
+            out,
+            "cuda compat",
+            format!("libcuda {version} ({}{loaded})", c.dir),
+        );
     }
     line(out, "rocm", fact(&gpu.rocm));
 }

@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod bytes;
+pub mod cdi;
 pub mod image;
 pub mod rootfs;
 pub mod sif;

@@ -144,7 +144,7 @@ fn root_error_path(e: &crate::input::rootfs::RootError) -> String {
 /// The highest non-weak `GLIBC_2.N` an object needs from libc or the loader. glibc's
 /// own parts (they define `GLIBC_*` nodes) need each other's versions, which they
 /// bring along: they are not counted.
-fn glibc_needed(obj: &Object) -> Option<Version> {
+pub(crate) fn glibc_needed(obj: &Object) -> Option<Version> {
     if defines_glibc(obj) {
         return None;
     }

@@ -5,6 +5,7 @@ mod util;
 
 mod apptainer;
 mod bad_input;
+mod cdi;
 mod check_bundle;
 mod config;
 mod cpu;

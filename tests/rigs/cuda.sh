@@ -40,11 +40,11 @@ wheels=(
 # Driver roots: name | suite | packages | default release | layout version
 # bullseye-security carries the 535 series; the suite itself has 470, so apt is told to
 # prefer the suite. The layout version changes when build_host lays a root out anew.
-drv_pkgs="libc6,libcuda1,libnvidia-ml1,libnvidia-ptxjitcompiler1"
+drv_pkgs="libc6,libcuda1,libnvidia-ml1,libnvidia-ptxjitcompiler1,nvidia-smi"
 hosts=(
-  "drv-470|bullseye|$drv_pkgs|bullseye|2"
-  "drv-535|bookworm|$drv_pkgs||2"
-  "drv-550|trixie|$drv_pkgs||2"
+  "drv-470|bullseye|$drv_pkgs|bullseye|3"
+  "drv-535|bookworm|$drv_pkgs||3"
+  "drv-550|trixie|$drv_pkgs||3"
 )
 
 base_recipe="base|bookworm|extract|libc6"
@@ -212,6 +212,16 @@ build_host() {
     alt="nvidia--$n-x86_64-linux-gnu"
     ln -sfn "$cur/$n" "$tmp/etc/alternatives/$alt"
     ln -sfn "/etc/alternatives/$alt" "$tmp$lib/$n"
+  done
+
+  # The driver's programs (nvidia-smi): /usr/bin/<name> -> /etc/alternatives/nvidia--<name>
+  # -> /usr/lib/nvidia/current/<name>, as the same trigger links them.
+  for f in "$tmp/usr/lib/nvidia/current"/*; do
+    [[ -f "$f" && -x "$f" ]] || continue
+    n="${f##*/}"
+    mkdir -p "$tmp/usr/bin"
+    ln -sfn "/usr/lib/nvidia/current/$n" "$tmp/etc/alternatives/nvidia--$n"
+    ln -sfn "/etc/alternatives/nvidia--$n" "$tmp/usr/bin/$n"
   done
 
   ld_conf "$tmp"

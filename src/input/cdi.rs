@@ -1,0 +1,393 @@
+//! Container Device Interface specs (the JSON that podman, CRI-O, containerd, Docker and
+//! Apptainer read from `/etc/cdi` and `/var/run/cdi`), as data: read with bounds, checked
+//! field by field, written by `containerspec cdi generate`.
+//!
+//! The types cover the spec's parts a runtime applies (CDI specification, `cdiVersion`
+//! 0.3.0 to 0.8.0): devices with their container edits, and the spec's own edits: `env`,
+//! `deviceNodes`, `mounts`, `hooks`. Fields this program does not use are kept as they
+//! are read (`extra`), never dropped silently: `validate` names the ones it cannot check.
+//! The CDI project's own Rust crate would bring a JSON-schema engine and an HTTP stack
+//! into a binary that runs as root on every container start; these few types do not.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A spec larger than this is not a device description.
+pub const MAX_SPEC: u64 = 4 << 20;
+
+/// The versions generated specs carry: 0.3.0 has everything they use (device nodes,
+/// mounts, hooks, env), and podman 4.3 (Debian 12) accepts 0.1.0 to 0.5.0.
+pub const GENERATED_VERSION: &str = "0.3.0";
+const KNOWN_VERSIONS: &[&str] = &[
+    "0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0",
+];
+/// The hook names CDI allows (OCI hook points).
+const HOOK_NAMES: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Spec {
+    #[serde(rename = "cdiVersion")]
+    pub cdi_version: String,
+    /// `vendor/class`, e.g. `containerspec.io/mpi`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    pub devices: Vec<Device>,
+    #[serde(
+        rename = "containerEdits",
+        default,
+        skip_serializing_if = "ContainerEdits::is_empty"
+    )]
+    pub container_edits: ContainerEdits,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Device {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(rename = "containerEdits", default)]
+    pub container_edits: ContainerEdits,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerEdits {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(rename = "deviceNodes", default, skip_serializing_if = "Vec::is_empty")]
+    pub device_nodes: Vec<DeviceNode>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl ContainerEdits {
+    pub fn is_empty(&self) -> bool {
+        self.env.is_empty()
+            && self.device_nodes.is_empty()
+            && self.hooks.is_empty()
+            && self.mounts.is_empty()
+            && self.extra.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceNode {
+    /// Where it appears in the container.
+    pub path: String,
+    /// Where it is on the host, when not at `path`.
+    #[serde(rename = "hostPath", default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<String>,
+    /// `c` or `b`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl DeviceNode {
+    pub fn host(&self) -> &str {
+        self.host_path.as_deref().unwrap_or(&self.path)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mount {
+    #[serde(rename = "hostPath")]
+    pub host_path: String,
+    #[serde(rename = "containerPath")]
+    pub container_path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hook {
+    #[serde(rename = "hookName")]
+    pub hook_name: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A spec that cannot be used: the file and the field, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// Reads a spec file (JSON; CDI's YAML form is not read) and checks its structure.
+pub fn read(path: &std::path::Path) -> Result<Spec, SpecError> {
+    let file = path.display().to_string();
+    let err = |field: &str, message: String| SpecError {
+        file: file.clone(),
+        field: field.to_string(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err("(file)", e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("(file)", "not a regular file".into()));
+    }
+    if meta.len() > MAX_SPEC {
+        return Err(err(
+            "(file)",
+            format!(
+                "{} bytes, more than a spec may have ({MAX_SPEC})",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err("(file)", e.to_string()))?;
+    parse(&bytes).map_err(|(field, message)| err(&field, message))
+}
+
+/// Parses and checks a spec; the error is (field, message).
+pub fn parse(bytes: &[u8]) -> Result<Spec, (String, String)> {
+    if bytes.len() as u64 > MAX_SPEC {
+        return Err(("(file)".into(), "too large".into()));
+    }
+    let spec: Spec = serde_json::from_slice(bytes).map_err(|e| {
+        (
+            format!("line {} column {}", e.line(), e.column()),
+            format!("not a CDI spec: {e}"),
+        )
+    })?;
+    check(&spec)?;
+    Ok(spec)
+}
+
+/// The spec's structure, as runtimes check it: the version, the kind's vendor and class,
+/// device names, absolute paths, hook names.
+pub fn check(spec: &Spec) -> Result<(), (String, String)> {
+    if !KNOWN_VERSIONS.contains(&spec.cdi_version.as_str()) {
+        return Err((
+            "cdiVersion".into(),
+            format!(
+                "{:?} is not a CDI version (known: {})",
+                spec.cdi_version,
+                KNOWN_VERSIONS.join(", ")
+            ),
+        ));
+    }
+    check_kind(&spec.kind).map_err(|m| ("kind".to_string(), m))?;
+    if spec.devices.is_empty() {
+        return Err(("devices".into(), "no device".into()));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, device) in spec.devices.iter().enumerate() {
+        let field = format!("devices[{i}]");
+        check_device_name(&device.name).map_err(|m| (format!("{field}.name"), m))?;
+        if !names.insert(&device.name) {
+            return Err((
+                format!("{field}.name"),
+                format!("{:?} is defined twice", device.name),
+            ));
+        }
+        check_edits(&device.container_edits, &format!("{field}.containerEdits"))?;
+    }
+    check_edits(&spec.container_edits, "containerEdits")
+}
+
+fn check_kind(kind: &str) -> Result<(), String> {
+    let (vendor, class) = kind
+        .split_once('/')
+        .ok_or_else(|| format!("{kind:?} is not vendor/class"))?;
+    let name_ok = |s: &str, extra: &[char]| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    };
+    if !name_ok(vendor, &['-', '_', '.']) {
+        return Err(format!(
+            "vendor {vendor:?}: letters, digits, '-', '_', '.'; starts with a letter, ends with a letter or digit"
+        ));
+    }
+    if !name_ok(class, &['-', '_']) {
+        return Err(format!(
+            "class {class:?}: letters, digits, '-', '_'; starts with a letter, ends with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+fn check_device_name(name: &str) -> Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?}: letters, digits, '-', '_', '.', ':'; starts and ends with a letter or digit"
+        ))
+    }
+}
+
+fn check_edits(edits: &ContainerEdits, field: &str) -> Result<(), (String, String)> {
+    for (i, e) in edits.env.iter().enumerate() {
+        if !e.contains('=') || e.starts_with('=') {
+            return Err((
+                format!("{field}.env[{i}]"),
+                format!("{e:?} is not NAME=VALUE"),
+            ));
+        }
+    }
+    for (i, d) in edits.device_nodes.iter().enumerate() {
+        let f = format!("{field}.deviceNodes[{i}]");
+        absolute(&d.path, &format!("{f}.path"))?;
+        if let Some(h) = &d.host_path {
+            absolute(h, &format!("{f}.hostPath"))?;
+        }
+        if let Some(t) = &d.kind {
+            if !matches!(t.as_str(), "c" | "b" | "u" | "p") {
+                return Err((format!("{f}.type"), format!("{t:?} is not c, b, u or p")));
+            }
+        }
+        if let Some(p) = &d.permissions {
+            if p.is_empty() || !p.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+                return Err((
+                    format!("{f}.permissions"),
+                    format!("{p:?} is not made of r, w, m"),
+                ));
+            }
+        }
+    }
+    for (i, m) in edits.mounts.iter().enumerate() {
+        let f = format!("{field}.mounts[{i}]");
+        absolute(&m.host_path, &format!("{f}.hostPath"))?;
+        absolute(&m.container_path, &format!("{f}.containerPath"))?;
+    }
+    for (i, h) in edits.hooks.iter().enumerate() {
+        let f = format!("{field}.hooks[{i}]");
+        if !HOOK_NAMES.contains(&h.hook_name.as_str()) {
+            return Err((
+                format!("{f}.hookName"),
+                format!("{:?} is not one of {}", h.hook_name, HOOK_NAMES.join(", ")),
+            ));
+        }
+        absolute(&h.path, &format!("{f}.path"))?;
+    }
+    Ok(())
+}
+
+fn absolute(path: &str, field: &str) -> Result<(), (String, String)> {
+    if path.starts_with('/') && !path.split('/').any(|p| p == "..") {
+        Ok(())
+    } else {
+        Err((
+            field.to_string(),
+            format!("{path:?} is not an absolute path without '..'"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NVIDIA: &str = r#"{
+      "cdiVersion": "0.5.0",
+      "kind": "nvidia.com/gpu",
+      "devices": [{"name": "0", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia0"}]}},
+                  {"name": "all", "containerEdits": {"deviceNodes": [{"path": "/dev/nvidia0"}]}}],
+      "containerEdits": {
+        "env": ["NVIDIA_VISIBLE_DEVICES=void"],
+        "deviceNodes": [{"path": "/dev/nvidiactl"}, {"path": "/dev/nvidia-uvm"}],
+        "hooks": [{"hookName": "createContainer", "path": "/usr/bin/nvidia-cdi-hook",
+                   "args": ["nvidia-cdi-hook", "update-ldcache", "--folder", "/usr/lib/x86_64-linux-gnu"]}],
+        "mounts": [{"hostPath": "/usr/lib/x86_64-linux-gnu/libcuda.so.535.104.05",
+                    "containerPath": "/usr/lib/x86_64-linux-gnu/libcuda.so.535.104.05",
+                    "options": ["ro", "nosuid", "nodev", "bind"]}]
+      }
+    }"#;
+
+    #[test]
+    fn reads_a_vendor_spec() {
+        let spec = parse(NVIDIA.as_bytes()).unwrap();
+        assert_eq!(spec.kind, "nvidia.com/gpu");
+        assert_eq!(spec.devices.len(), 2);
+        assert_eq!(spec.container_edits.mounts.len(), 1);
+        assert_eq!(spec.container_edits.hooks[0].hook_name, "createContainer");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (NVIDIA.replace("0.5.0", "9.9"), "cdiVersion"),
+            (NVIDIA.replace("nvidia.com/gpu", "nvidia.com"), "kind"),
+            (NVIDIA.replace("nvidia.com/gpu", "-x/gpu"), "kind"),
+            (
+                NVIDIA.replace(r#""name": "all""#, r#""name": "0""#),
+                "devices[1].name",
+            ),
+            (
+                NVIDIA.replace("createContainer", "beforeStart"),
+                "containerEdits.hooks[0].hookName",
+            ),
+            (
+                NVIDIA.replace(r#""containerPath": "/usr"#, r#""containerPath": "usr"#),
+                "containerEdits.mounts[0].containerPath",
+            ),
+            (
+                NVIDIA.replace(
+                    r#"{"path": "/dev/nvidia0"}]}},"#,
+                    r#"{"path": "dev/nvidia0"}]}},"#,
+                ),
+                "devices[0].containerEdits.deviceNodes[0].path",
+            ),
+            (
+                NVIDIA.replace("NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES"),
+                "containerEdits.env[0]",
+            ),
+        ];
+        for (text, field) in cases {
+            let (got, message) = parse(text.as_bytes()).unwrap_err();
+            assert_eq!(got, field, "{message}");
+        }
+        let (field, message) = parse(b"{\"cdiVersion\": ").unwrap_err();
+        assert!(field.starts_with("line 1"), "{field}");
+        assert!(message.starts_with("not a CDI spec"), "{message}");
+    }
+
+    #[test]
+    fn round_trips() {
+        let spec = parse(NVIDIA.as_bytes()).unwrap();
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(parse(text.as_bytes()).unwrap(), spec);
+    }
+}
