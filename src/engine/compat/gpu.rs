@@ -316,7 +316,8 @@ mod tests {
         let too_old = (Code::CudaDriverTooOld, Error);
         let minor = (Code::CudaDriverTooOld, Warning);
         let unversioned = (Code::CudaRuntimeUnversioned, Warning);
-        let table: &[(Option<&str>, u32, &str, Vec<(Code, Severity)>)] = &[
+        type Row<'a> = (Option<&'a str>, u32, &'a str, Vec<(Code, Severity)>);
+        let table: &[Row] = &[
             (Some("11.8.89"), 11, "470.256.02", vec![minor]),
             (Some("12.4.127"), 12, "470.256.02", vec![too_old]),
             (Some("12.4.127"), 12, "550.163.01", vec![]),
