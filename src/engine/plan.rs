@@ -124,11 +124,14 @@ fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
         push_dep(sel, lib);
     }
     if let Some(c) = compat {
-        sel.container_first.extend(
-            c.sonames
-                .iter()
-                .map(|s| (s.clone(), format!("{}/{s}", c.dir))),
-        );
+        sel.container_first.extend(c.sonames.iter().map(|s| {
+            let path = if s == "libcuda.so.1" {
+                c.libcuda.clone()
+            } else {
+                format!("{}/{s}", c.dir)
+            };
+            (s.clone(), path)
+        }));
     }
 }
 
@@ -490,6 +493,16 @@ fn cache_plan(facts: &Facts, sel: &Selection) -> LdCachePlan {
                 path: lib.path.clone(),
                 flags: lib.cache_flags,
                 hwcaps: None,
+            });
+        }
+    }
+    // Programs that `dlopen("libcuda.so")` (the development name, which NVIDIA's toolkit
+    // links in the container) find the libcuda.so.1 that serves the container.
+    if let Some(libcuda) = entries.iter().find(|e| e.soname == "libcuda.so.1").cloned() {
+        if !entries.iter().any(|e| e.soname == "libcuda.so") {
+            entries.push(CacheLine {
+                soname: "libcuda.so".into(),
+                ..libcuda
             });
         }
     }

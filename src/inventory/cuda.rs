@@ -562,29 +562,39 @@ pub fn compat(root: &RootFs, process: Option<&ProcessSpec>) -> Option<CudaCompat
         };
         let mut names: Vec<String> = entries.into_iter().map(|(n, _)| n).collect();
         names.sort();
-        let Some(libcuda) = names.iter().find(|n| n.as_str() == "libcuda.so.1") else {
+        // `libcuda.so.1` as the package links it, else the versioned file itself.
+        let Some(libcuda_real) = std::iter::once("libcuda.so.1".to_string())
+            .chain(
+                names
+                    .iter()
+                    .filter(|n| {
+                        n.strip_prefix("libcuda.so.")
+                            .is_some_and(|v| v.contains('.') && is_version(v))
+                    })
+                    .cloned(),
+            )
+            .filter_map(|n| root.canonicalize(&format!("{real}/{n}")).ok())
+            .find(|p| root.is_file(p))
+        else {
             continue;
         };
-        let libcuda_path = format!("{real}/{libcuda}");
-        let Ok(libcuda_real) = root.canonicalize(&libcuda_path) else {
-            continue;
-        };
-        if !root.is_file(&libcuda_real) {
-            continue;
-        }
         let version = libcuda_real
             .rsplit('/')
             .next()
             .and_then(|n| n.strip_prefix("libcuda.so."))
             .filter(|v| v.contains('.') && is_version(v))
             .map(str::to_string);
-        // The sonames the directory serves: `libX.so.N` whose target is a file.
-        let sonames = names
+        // The sonames the directory serves: `libcuda.so.1` (through `libcuda`), and each
+        // `libX.so.N` whose target is a file.
+        let mut sonames: Vec<String> = names
             .iter()
             .filter(|n| is_soname(n))
             .filter(|n| root.is_file(&format!("{real}/{n}")))
             .cloned()
             .collect();
+        if !sonames.iter().any(|s| s == "libcuda.so.1") {
+            sonames.insert(0, "libcuda.so.1".into());
+        }
         let ld_library_path = process
             .and_then(|p| p.env_var("LD_LIBRARY_PATH"))
             .unwrap_or_default();

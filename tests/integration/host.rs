@@ -131,10 +131,18 @@ fn cuda_runtime_of_a_container() {
         r#"{"cuda": {"name": "CUDA SDK", "version": "12.2.2"}}"#,
     )
     .unwrap();
+    // The toolkit tree's version.json is a second runtime (its tree has no library): both
+    // are listed, and the headline is the highest version, the library's own.
     let inv = json(&["inspect", root.to_str().unwrap()]);
-    assert_eq!(inv["gpu"]["cuda_runtime"]["version"], "12.2.2");
+    assert_eq!(inv["gpu"]["cuda_runtime"]["version"], "12.2.140");
+    let runtimes = inv["gpu"]["cuda_runtimes"].as_array().unwrap();
+    assert_eq!(runtimes.len(), 2, "{runtimes:?}");
+    assert_eq!(runtimes[0]["layout"], "toolkit");
+    assert_eq!(runtimes[0]["version"], "12.2.2");
+    assert_eq!(runtimes[0]["source"], "/usr/local/cuda/version.json");
+    assert_eq!(runtimes[1]["layout"], "system");
     assert_eq!(
-        inv["gpu"]["cuda_runtime"]["source"],
-        "/usr/local/cuda/version.json"
+        runtimes[1]["library"],
+        "/usr/lib/x86_64-linux-gnu/libcudart.so.12"
     );
 }

@@ -368,8 +368,11 @@ mod tests {
         assert_eq!(cache.entries[0].soname, "libcuda.so.1");
         assert_eq!(
             cache.entries[0].path,
-            "/usr/local/cuda-12.4/compat/libcuda.so.1"
+            "/usr/local/cuda-12.4/compat/libcuda.so.550.163.01"
         );
+        // dlopen("libcuda.so") finds the same library.
+        let dev = cache.entries.iter().find(|e| e.soname == "libcuda.so").unwrap();
+        assert_eq!(dev.path, "/usr/local/cuda-12.4/compat/libcuda.so.550.163.01");
         assert!(
             !sel.deps.iter().any(|d| d.name() == "libcuda.so.1"),
             "the host's libcuda is not injected"
@@ -393,6 +396,9 @@ mod tests {
         let sel = select(&f, &GPU);
         assert!(sel.container_first.is_empty());
         assert!(sel.deps.iter().any(|d| d.name() == "libcuda.so.1"));
+        let cache = build(&f, &sel).ld_cache.unwrap();
+        let dev = cache.entries.iter().find(|e| e.soname == "libcuda.so").unwrap();
+        assert_eq!(dev.path, "/run/containerspec/lib/libcuda.so.1");
     }
 
     #[test]
