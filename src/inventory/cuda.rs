@@ -355,9 +355,8 @@ fn first_cudart(root: &RootFs, dir: &str) -> Option<String> {
     names.first().map(|n| format!("{dir}/{n}"))
 }
 
-/// `/usr/local/cuda` and every `/usr/local/cuda-X.Y`.
-fn toolkits(root: &RootFs, cuda_version: Option<&str>, found: &mut Found) {
-    let mut dirs = vec!["/usr/local/cuda".to_string()];
+/// `/usr/local/cuda` then every `/usr/local/cuda-X.Y`, in name order, each with `tail`.
+fn toolkit_dirs(root: &RootFs, tail: &str) -> Vec<String> {
     let mut names: Vec<String> = root
         .list_dir("/usr/local")
         .unwrap_or_default()
@@ -366,9 +365,16 @@ fn toolkits(root: &RootFs, cuda_version: Option<&str>, found: &mut Found) {
         .filter(|n| n.starts_with("cuda-"))
         .collect();
     names.sort();
-    dirs.extend(names.iter().map(|n| format!("/usr/local/{n}")));
+    std::iter::once("cuda".to_string())
+        .chain(names)
+        .map(|n| format!("/usr/local/{n}{tail}"))
+        .collect()
+}
+
+/// `/usr/local/cuda` and every `/usr/local/cuda-X.Y`.
+fn toolkits(root: &RootFs, cuda_version: Option<&str>, found: &mut Found) {
     let mut seen = BTreeSet::new();
-    for dir in dirs {
+    for dir in toolkit_dirs(root, "") {
         let Ok(real) = root.canonicalize(&dir) else {
             continue;
         };
@@ -543,17 +549,7 @@ fn declared(process: Option<&ProcessSpec>) -> Option<CudaRuntime> {
 /// The forward-compatibility libraries (NVIDIA's `cuda-compat` package):
 /// `/usr/local/cuda/compat`, else `/usr/local/cuda-X.Y/compat`.
 pub fn compat(root: &RootFs, process: Option<&ProcessSpec>) -> Option<CudaCompat> {
-    let mut dirs = vec!["/usr/local/cuda/compat".to_string()];
-    let mut names: Vec<String> = root
-        .list_dir("/usr/local")
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| n.starts_with("cuda-"))
-        .collect();
-    names.sort();
-    dirs.extend(names.iter().map(|n| format!("/usr/local/{n}/compat")));
-    for dir in dirs {
+    for dir in toolkit_dirs(root, "/compat") {
         let Ok(real) = root.canonicalize(&dir) else {
             continue;
         };

@@ -82,13 +82,17 @@ finish() {
   mv "$1" "$2"
 }
 
-wheel_of() {
-  local w
-  for w in "${wheels[@]}"; do
-    [[ "${w%%|*}" == "$1" ]] && { echo "$w"; return 0; }
+# entry_of NAME LINE...: the line whose first field is NAME.
+entry_of() {
+  local name="$1" line
+  shift
+  for line in "$@"; do
+    [[ "${line%%|*}" == "$name" ]] && { echo "$line"; return 0; }
   done
-  die "unknown CUDA wheel '$1'"
+  return 1
 }
+
+wheel_of() { entry_of "$1" "${wheels[@]}" || die "unknown CUDA wheel '$1'"; }
 
 wheels_recipe() { local IFS=';'; echo "wheels|${wheels[*]}"; }
 
@@ -121,13 +125,7 @@ wheel_file() {
   die "wheel $dist==$ver is missing from $top/wheels"
 }
 
-host_of() {
-  local h
-  for h in "${hosts[@]}"; do
-    [[ "${h%%|*}" == "$1" ]] && { echo "$h"; return 0; }
-  done
-  return 1
-}
+host_of() { entry_of "$1" "${hosts[@]}"; }
 
 # resolve ROOT PATH: follow symlinks as they resolve inside ROOT; prints the final path
 # inside ROOT.
@@ -259,13 +257,7 @@ build_base() {
   finish "$tmp" "$dest" "$base_recipe"
 }
 
-image_of() {
-  local i
-  for i in "${images[@]}"; do
-    [[ "${i%%|*}" == "$1" ]] && { echo "$i"; return 0; }
-  done
-  return 1
-}
+image_of() { entry_of "$1" "${images[@]}"; }
 
 # image_recipe NAME: the image line plus everything it is made from.
 image_recipe() {

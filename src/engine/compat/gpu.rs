@@ -371,8 +371,15 @@ mod tests {
             "/usr/local/cuda-12.4/compat/libcuda.so.550.163.01"
         );
         // dlopen("libcuda.so") finds the same library.
-        let dev = cache.entries.iter().find(|e| e.soname == "libcuda.so").unwrap();
-        assert_eq!(dev.path, "/usr/local/cuda-12.4/compat/libcuda.so.550.163.01");
+        let dev = cache
+            .entries
+            .iter()
+            .find(|e| e.soname == "libcuda.so")
+            .unwrap();
+        assert_eq!(
+            dev.path,
+            "/usr/local/cuda-12.4/compat/libcuda.so.550.163.01"
+        );
         assert!(
             !sel.deps.iter().any(|d| d.name() == "libcuda.so.1"),
             "the host's libcuda is not injected"
@@ -397,7 +404,11 @@ mod tests {
         assert!(sel.container_first.is_empty());
         assert!(sel.deps.iter().any(|d| d.name() == "libcuda.so.1"));
         let cache = build(&f, &sel).ld_cache.unwrap();
-        let dev = cache.entries.iter().find(|e| e.soname == "libcuda.so").unwrap();
+        let dev = cache
+            .entries
+            .iter()
+            .find(|e| e.soname == "libcuda.so")
+            .unwrap();
         assert_eq!(dev.path, "/run/containerspec/lib/libcuda.so.1");
     }
 
