@@ -85,8 +85,20 @@ pub struct HostFacts {
     pub mpi_choice: Option<super::choose::MpiChoice>,
     /// GPU driver libraries to inject for `gpu`.
     pub gpu_libs: Vec<Lib>,
+    /// The GPU driver's programs (`nvidia-smi`, the MPS daemons) and where they appear.
+    #[serde(default)]
+    pub gpu_programs: Vec<GpuProgram>,
     /// Host libraries the config lists that are part of glibc (never injected alone).
     pub glibc_listed: Vec<String>,
+}
+
+/// A program of the GPU driver: the host file (`lib.path`, symlinks resolved) and the
+/// path it is mounted at (`/usr/bin/nvidia-smi`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GpuProgram {
+    pub name: String,
+    pub at: String,
+    pub lib: Lib,
 }
 
 /// The CPU the verdict is for: detected, or named by `--host-target` / the config.

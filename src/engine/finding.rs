@@ -174,7 +174,7 @@ codes! {
     /// Only a warning: NVIDIA's own runtime refuses the start, containerspec's injection
     /// does not depend on it.
     CudaRequirementInvalid = "cuda-requirement-invalid", Warning,
-        "the container's NVIDIA_REQUIRE_CUDA does not parse, so what it asks of the driver is not checked";
+        "an NVIDIA variable of the container (NVIDIA_REQUIRE_CUDA, NVIDIA_DRIVER_CAPABILITIES) does not parse, so what it asks of the driver is not checked";
     /// Only a warning: the files decide, a label is a claim.
     LabelMismatch = "label-mismatch", Warning,
         "a label or annotation declared on the image contradicts what its files say";

@@ -12,6 +12,7 @@ pub mod compat;
 pub mod cuda;
 pub mod facts;
 pub mod finding;
+pub mod nvidia;
 pub mod plan;
 pub mod policy;
 pub mod report;

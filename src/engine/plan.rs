@@ -12,6 +12,7 @@ use super::choose::{container_abi, serving};
 use super::facts::{
     ContainerFacts, EnvNeed, Facts, HostMpi, Lib, is_compiler_runtime, is_glibc_part,
 };
+use super::nvidia;
 use super::request::Inject;
 
 /// Where the injected dependency libraries appear inside the container. Under `/run`,
@@ -35,6 +36,8 @@ pub struct Selection {
     pub plugins: Vec<Lib>,
     /// Host programs the injected libraries start, mounted at their own path.
     pub helpers: Vec<Lib>,
+    /// The GPU driver's programs (`nvidia-smi`): the host file and where it appears.
+    pub programs: Vec<(Lib, String)>,
     /// A host installation's tree, mounted at its own path.
     pub prefix: Option<String>,
     /// Libraries inside that tree the loader cache points at, by the soname asked.
@@ -57,6 +60,7 @@ impl Selection {
             && self.deps.is_empty()
             && self.dirs.is_empty()
             && self.helpers.is_empty()
+            && self.programs.is_empty()
             && self.prefix.is_none()
     }
 
@@ -68,6 +72,7 @@ impl Selection {
             .chain(&self.deps)
             .chain(&self.plugins)
             .chain(self.in_place.iter().map(|(_, l)| l))
+            .chain(self.programs.iter().map(|(l, _)| l))
     }
 
     /// The host library that serves `soname`, if an injected one does (by the name the
@@ -111,8 +116,21 @@ fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
         Some((super::cuda::CompatUse::Used { by_plan: true, .. }, compat)) => Some(compat),
         _ => None,
     };
+    // What the image asks of the driver (an unknown value is the rules' to report; the
+    // default then applies).
+    let caps = nvidia::parse_capabilities(
+        facts
+            .container
+            .env
+            .get("NVIDIA_DRIVER_CAPABILITIES")
+            .map(String::as_str),
+    )
+    .unwrap_or_else(|_| nvidia::parse_capabilities(None).unwrap_or_default());
     for lib in &facts.host.gpu_libs {
         if compat.is_some_and(|c| c.sonames.iter().any(|s| s == lib.name())) {
+            continue;
+        }
+        if !nvidia::capability_of(lib.name()).is_some_and(|c| caps.contains(&c)) {
             continue;
         }
         // The rest of the driver's libraries are loaded only by some programs, or by
@@ -122,6 +140,14 @@ fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
             sel.optional.insert(lib.path.clone());
         }
         push_dep(sel, lib);
+    }
+    for program in &facts.host.gpu_programs {
+        let wanted = nvidia::PROGRAMS
+            .iter()
+            .any(|(c, name)| *name == program.name && caps.contains(c));
+        if wanted {
+            sel.programs.push((program.lib.clone(), program.at.clone()));
+        }
     }
     if let Some(c) = compat {
         sel.container_first.extend(c.sonames.iter().map(|s| {
@@ -408,6 +434,14 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
             lib.path.clone(),
             MountKind::File,
             reason,
+        ));
+    }
+    for (lib, at) in &sel.programs {
+        mounts.push(mount(
+            host_path(&lib.path),
+            at.clone(),
+            MountKind::File,
+            format!("host {} of the GPU driver", lib.name()),
         ));
     }
     for dir in &sel.dirs {

@@ -37,7 +37,13 @@ const WATCHED: &[&str] = &[
     "usr/lib/aarch64-linux-gnu",
     "usr/local/lib",
     "opt",
+    // The GPU driver's programs (nvidia-smi) are looked for here.
+    "usr/bin",
 ];
+
+/// The shape of a cached entry: bumped whenever `HostFacts` gains or changes a field, so
+/// that a build of the same version never reads an entry an older build wrote without it.
+const FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -68,6 +74,7 @@ fn files_of(host: &HostFacts) -> Vec<String> {
         }
     }
     out.extend(host.gpu_libs.iter().map(|l| l.path.clone()));
+    out.extend(host.gpu_programs.iter().map(|p| p.lib.path.clone()));
     out.sort();
     out.dedup();
     out
@@ -151,7 +158,7 @@ fn location(inputs: &Inputs) -> Option<(Store, String, String)> {
         inputs.config.inject.mpi, inputs.config.inject.gpu, inputs.config.host.target
     );
     let key = format!(
-        "{}|{request}|{:016x}|{}",
+        "{}|format {FORMAT}|{request}|{:016x}|{}",
         cache_key()?,
         hash(&config),
         fingerprint(&root)

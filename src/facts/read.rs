@@ -131,10 +131,13 @@ fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareEr
     } else {
         Vec::new()
     };
-    let gpu_libs = if inputs.inject.gpu {
-        gpu_libs(inputs, &root, &loader, &inventory)?
+    let (gpu_libs, gpu_programs) = if inputs.inject.gpu {
+        (
+            gpu_libs(inputs, &root, &loader, &inventory)?,
+            gpu_programs(&root),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let glibc_listed = listed_glibc(inputs.config);
     Ok(HostFacts {
@@ -145,6 +148,7 @@ fn host_facts(inputs: &Inputs, hwcaps: &[String]) -> Result<HostFacts, PrepareEr
         mpi: None,
         mpi_choice: None,
         gpu_libs,
+        gpu_programs,
         glibc_listed,
     })
 }
@@ -210,15 +214,16 @@ fn gpu_libs(
     else {
         return Ok(Vec::new());
     };
-    // The driver's libraries the loader cache lists, and the usual ones wherever the
-    // loader finds them (a host root without a cache).
+    // The driver's libraries the loader cache lists (every capability's: the plan takes
+    // those the container asks for), and the usual ones wherever the loader finds them (a
+    // host root without a cache).
     let mut sonames: Vec<String> = NVIDIA_DRIVER_LIBS.iter().map(|s| s.to_string()).collect();
     if let Some(cache) = &loader.cache {
         sonames.extend(
             cache
                 .entries
                 .iter()
-                .filter(|e| is_nvidia_driver_lib(&e.soname))
+                .filter(|e| crate::engine::nvidia::capability_of(&e.soname).is_some())
                 .map(|e| e.soname.clone()),
         );
     }
@@ -255,16 +260,32 @@ const NVIDIA_DRIVER_LIBS: &[&str] = &[
     "libnvidia-opencl.so.1",
 ];
 
-fn is_nvidia_driver_lib(soname: &str) -> bool {
-    [
-        "libcuda.so",
-        "libnvidia-",
-        "libcudadebugger.so",
-        "libnvcuvid.so",
-        "libnvoptix.so",
-    ]
-    .iter()
-    .any(|p| soname.starts_with(p))
+/// The driver's programs where a host's `PATH` has them (the hook's own environment is
+/// the runtime's, so the usual directories are searched), each with what it loads.
+fn gpu_programs(root: &RootFs) -> Vec<GpuProgram> {
+    let mut out = Vec::new();
+    for (_, name) in crate::engine::nvidia::PROGRAMS {
+        for dir in ["/usr/bin", "/usr/sbin", "/bin", "/usr/local/bin"] {
+            let at = format!("{dir}/{name}");
+            let Ok(real) = root.canonicalize(&at) else {
+                continue;
+            };
+            let Ok(obj) = Object::load(root, &real) else {
+                continue;
+            };
+            use crate::inventory::elf::ElfKind;
+            if !matches!(obj.info.kind, ElfKind::Executable | ElfKind::PieExecutable) {
+                continue;
+            }
+            out.push(GpuProgram {
+                name: name.to_string(),
+                at,
+                lib: lib_of(root, &obj),
+            });
+            break;
+        }
+    }
+    out
 }
 
 /// Loads the config's listed host libraries (host paths, read inside the host root).

@@ -402,3 +402,106 @@ fn a_libcuda_baked_into_the_image_shadows_the_injected_one() {
     assert_eq!(r.count_error, Some(35), "{}", r.line);
     assert_eq!(r.libcuda, "/opt/drv/libcuda.so.1", "{}", r.line);
 }
+
+/// Judges `bundle` on `host` with gpu injection, then carries out the plan and runs `argv`.
+fn judge_and_run(
+    dir: &Path,
+    bundle: &Path,
+    rootfs: &Path,
+    host: &Path,
+    argv: &[&str],
+) -> (Judged, std::process::Output) {
+    let cache = dir.join("ld.so.cache");
+    let out = containerspec(&[
+        "check-bundle",
+        bundle.to_str().unwrap(),
+        "--host-root",
+        host.to_str().unwrap(),
+        "--inject",
+        "gpu",
+        "--json",
+        "--emit-ld-cache",
+        cache.to_str().unwrap(),
+    ]);
+    let j = Judged::read(&bundle.display().to_string(), &out);
+    let (_, env) = config_of(bundle);
+    let run = run_program_with_plan(
+        &dir.join("run"),
+        rootfs,
+        &j.mounts,
+        Some(&cache),
+        &env,
+        argv,
+    );
+    (j, run)
+}
+
+#[test]
+fn the_drivers_program_runs_in_the_container() {
+    // nvidia-smi comes with the utility capability, mounted where NVIDIA's runtime puts
+    // it; with no GPU it gets as far as asking the kernel driver, which proves that it and
+    // its libnvidia-ml loaded.
+    if !is_root() {
+        crate::skip!("needs root (mount namespaces, overlay, chroot)");
+    }
+    let dir = scratch("cuda-smi");
+    let Some(host) = built(rig().join("hosts/drv-535"), "run tests/rigs/cuda.sh") else {
+        return;
+    };
+    let bundle = rig().join("images/pip-12.9");
+    let (j, run) = judge_and_run(
+        &dir,
+        &bundle,
+        &bundle.join("rootfs"),
+        &host,
+        &["/usr/bin/nvidia-smi"],
+    );
+    assert_eq!(j.verdict, "compatible", "{:#}", j.report["findings"]);
+    assert!(
+        j.mounts
+            .iter()
+            .any(|(_, dest, _)| dest == "/usr/bin/nvidia-smi"),
+        "{:?}",
+        j.mounts
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(9),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("couldn't communicate with the NVIDIA driver"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_image_that_leaves_out_compute_gets_no_libcuda() {
+    if !is_root() {
+        crate::skip!("needs root (mount namespaces, overlay, chroot)");
+    }
+    let dir = scratch("cuda-caps");
+    let Some(host) = built(rig().join("hosts/drv-550"), "run tests/rigs/cuda.sh") else {
+        return;
+    };
+    let bundle = bundle_with_env("pip-12.9", &dir, &["NVIDIA_DRIVER_CAPABILITIES=utility"]);
+    let rootfs = rig().join("images/pip-12.9/rootfs");
+    let (argv, _) = config_of(&bundle);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (j, run) = judge_and_run(&dir, &bundle, &rootfs, &host, &argv);
+    assert_eq!(j.verdict, "incompatible");
+    assert!(
+        finding(&j, "gpu-driver-missing")["message"]
+            .as_str()
+            .unwrap()
+            .contains("leaves out compute"),
+        "{:#}",
+        j.report["findings"]
+    );
+    // For real: no libcuda for the runtime to load.
+    let r = ran(&run);
+    assert_eq!(r.count_error, Some(35), "{}", r.line);
+    assert_eq!(r.libcuda, "none", "{}", r.line);
+}

@@ -8,6 +8,7 @@ use super::super::cuda::{
 };
 use super::super::facts::Facts;
 use super::super::finding::{Code, Finding};
+use super::super::nvidia;
 use super::super::plan::Selection;
 use super::super::request::Inject;
 use crate::inventory::model::{CudaRuntime, VersionFact};
@@ -35,6 +36,33 @@ pub(super) fn gpu(facts: &Facts, inject: &Inject, sel: &Selection, out: &mut Vec
                 .hint("NVIDIA's runtime reads it as space-separated alternatives of comma-separated conditions on cuda, driver, arch and brand (cuda>=12.4 brand=tesla,driver>=535,driver<536)")
                 .objects(["env NVIDIA_REQUIRE_CUDA".to_string()]),
             );
+        }
+    }
+    let caps = facts.container.env.get("NVIDIA_DRIVER_CAPABILITIES");
+    match nvidia::parse_capabilities(caps.map(String::as_str)) {
+        Err(e) => out.push(
+            Finding::new(
+                Code::CudaRequirementInvalid,
+                format!("the container's NVIDIA_DRIVER_CAPABILITIES does not parse: {e}; the default (compute, utility) is injected"),
+            )
+            .hint("NVIDIA's runtime takes a comma-separated list of compute, utility, video, graphics, ngx, display, compat32, or all")
+            .objects(["env NVIDIA_DRIVER_CAPABILITIES".to_string()]),
+        ),
+        Ok(set) => {
+            if inject.gpu && !runtimes.is_empty() && !set.contains(&nvidia::Capability::Compute) {
+                out.push(
+                    Finding::new(
+                        Code::GpuDriverMissing,
+                        format!(
+                            "the container ships a CUDA runtime ({}) but its NVIDIA_DRIVER_CAPABILITIES ({}) leaves out compute: libcuda is not injected, so CUDA cannot start",
+                            runtimes[0].library.as_deref().unwrap_or(&runtimes[0].source),
+                            caps.map_or("", String::as_str)
+                        ),
+                    )
+                    .hint("add compute to the image's NVIDIA_DRIVER_CAPABILITIES")
+                    .objects(["env NVIDIA_DRIVER_CAPABILITIES".to_string()]),
+                );
+            }
         }
     }
     let compat = container_compat(facts, inject);
@@ -505,5 +533,41 @@ mod tests {
             "{}",
             found[0].message
         );
+    }
+
+    #[test]
+    fn capabilities_choose_what_is_injected() {
+        let mut f = facts(vec![runtime(Some("12.4.127"), 12)], "550.163.01", None);
+        let names = |f: &Facts| -> Vec<String> {
+            select(f, &GPU)
+                .deps
+                .iter()
+                .map(|d| d.name().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(&f),
+            [
+                "libcuda.so.1",
+                "libnvidia-ml.so.1",
+                "libnvidia-ptxjitcompiler.so.1"
+            ]
+        );
+        f.container
+            .env
+            .insert("NVIDIA_DRIVER_CAPABILITIES".into(), "utility".into());
+        assert_eq!(names(&f), ["libnvidia-ml.so.1"]);
+        let found = findings(&f, GPU);
+        assert_eq!(found[0].code, Code::GpuDriverMissing);
+        assert!(
+            found[0].message.contains("leaves out compute"),
+            "{}",
+            found[0].message
+        );
+        f.container
+            .env
+            .insert("NVIDIA_DRIVER_CAPABILITIES".into(), "compute,gpu".into());
+        assert_eq!(findings(&f, GPU)[0].code, Code::CudaRequirementInvalid);
+        assert_eq!(names(&f).len(), 3, "the default applies");
     }
 }
