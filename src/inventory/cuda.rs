@@ -47,12 +47,15 @@ pub fn runtimes(
 ) -> Vec<CudaRuntime> {
     let root = loader.root();
     let mut found = Found::default();
-    let prefixes = prefixes(root, process);
-    for prefix in &prefixes {
-        for site in site_dirs(root, prefix) {
-            pip_site(root, &site, &mut found);
+    for prefix in prefixes(root, process) {
+        if prefix.has_lib {
+            for site in site_dirs(root, &prefix.path) {
+                pip_site(root, &site, &mut found);
+            }
         }
-        conda_prefix(root, prefix, &mut found);
+        if prefix.conda {
+            conda_prefix(root, &prefix.path, &mut found);
+        }
     }
     let cuda_version = process
         .and_then(|p| p.env_var("CUDA_VERSION"))
@@ -121,10 +124,19 @@ impl Found {
     }
 }
 
+/// An install prefix that exists, and what of it matters here.
+struct Prefix {
+    path: String,
+    has_lib: bool,
+    conda: bool,
+}
+
 /// Install prefixes to look in: the usual ones, each `PATH` entry's parent (`/opt/venv/bin`
 /// -> `/opt/venv`), `VIRTUAL_ENV`, `CONDA_PREFIX`, and the environments of a conda base.
-fn prefixes(root: &RootFs, process: Option<&ProcessSpec>) -> Vec<String> {
-    let mut out: Vec<String> = [
+/// Each candidate costs one directory listing (most do not exist), and one canonical
+/// path when it does, so that a prefix reached twice is read once.
+fn prefixes(root: &RootFs, process: Option<&ProcessSpec>) -> Vec<Prefix> {
+    let mut candidates: Vec<String> = [
         "/usr",
         "/usr/local",
         "/opt/conda",
@@ -143,32 +155,42 @@ fn prefixes(root: &RootFs, process: Option<&ProcessSpec>) -> Vec<String> {
         for dir in p.env_var("PATH").unwrap_or_default().split(':') {
             if let Some(parent) = dir.trim_end_matches('/').strip_suffix("/bin") {
                 if parent.starts_with('/') && !parent.is_empty() {
-                    out.push(parent.to_string());
+                    candidates.push(parent.to_string());
                 }
             }
         }
         for var in ["VIRTUAL_ENV", "CONDA_PREFIX"] {
             if let Some(v) = p.env_var(var).filter(|v| v.starts_with('/')) {
-                out.push(v.trim_end_matches('/').to_string());
+                candidates.push(v.trim_end_matches('/').to_string());
             }
         }
     }
-    let bases: Vec<String> = out.clone();
-    for base in bases {
-        if root.kind(&format!("{base}/conda-meta")) != Some(EntryKind::Dir) {
+    let mut out: Vec<Prefix> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut i = 0;
+    while i < candidates.len() && out.len() < MAX_PREFIXES {
+        let path = candidates[i].clone();
+        i += 1;
+        let Ok(entries) = root.list_dir(&path) else {
+            continue;
+        };
+        if !root.canonicalize(&path).is_ok_and(|real| seen.insert(real)) {
             continue;
         }
-        let envs = format!("{base}/envs");
-        for (name, _) in root.list_dir(&envs).unwrap_or_default() {
-            out.push(format!("{envs}/{name}"));
+        let has = |name: &str| entries.iter().any(|(n, _)| n == name);
+        let conda = has("conda-meta");
+        if conda && has("envs") {
+            let envs = format!("{path}/envs");
+            for (name, _) in root.list_dir(&envs).unwrap_or_default() {
+                candidates.push(format!("{envs}/{name}"));
+            }
         }
+        out.push(Prefix {
+            has_lib: has("lib"),
+            conda,
+            path,
+        });
     }
-    let mut seen = BTreeSet::new();
-    out.retain(|p| {
-        let real = root.canonicalize(p);
-        real.is_ok_and(|r| seen.insert(r))
-    });
-    out.truncate(MAX_PREFIXES);
     out
 }
 
