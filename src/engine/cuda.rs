@@ -364,6 +364,20 @@ pub struct CompatInput<'a> {
     pub requirement: Option<&'a Requirement>,
     /// The plan injects the host's driver libraries (and so writes the loader cache).
     pub injecting: bool,
+    /// The host's GPU models, where the kernel module lists them.
+    pub gpu_models: &'a [String],
+}
+
+/// GPU brands NVIDIA's forward compatibility does not support (consumer and workstation
+/// boards: CUDA answers "forward compatibility was attempted on non supported HW").
+/// Data-centre GPUs and select server RTX boards are supported; a name this list does not
+/// match is not judged.
+const NO_FORWARD_COMPAT: [&str; 3] = ["GeForce", "TITAN", "Quadro"];
+
+fn unsupported_model(models: &[String]) -> Option<&String> {
+    models
+        .iter()
+        .find(|m| NO_FORWARD_COMPAT.iter().any(|b| m.contains(b)))
 }
 
 /// Decides whether the compat libraries load and work. The plan and the verdict both
@@ -416,6 +430,13 @@ pub fn compat_use(input: &CompatInput) -> CompatUse {
             reason: format!(
                 "the image's NVIDIA_REQUIRE_CUDA allows forward compatibility only on the driver branches {branches}, not on {}",
                 input.host_driver
+            ),
+        };
+    }
+    if let Some(model) = unsupported_model(input.gpu_models) {
+        return CompatUse::Refused {
+            reason: format!(
+                "NVIDIA supports forward compatibility on data-centre GPUs, not on this node's {model}"
             ),
         };
     }
@@ -473,7 +494,8 @@ pub fn container_compat<'f>(
 ) -> Option<(CompatUse, &'f CudaCompat)> {
     let gpu = &facts.container.inventory.as_ref()?.gpu;
     let compat = gpu.cuda_compat.as_ref()?;
-    let driver = facts.host.inventory.as_ref()?.gpu.nvidia_driver.as_ref()?;
+    let host_gpu = &facts.host.inventory.as_ref()?.gpu;
+    let driver = host_gpu.nvidia_driver.as_ref()?;
     let runtime = deciding_runtime(&gpu.cuda_runtimes).and_then(judged_version)?;
     let requirement = facts
         .container
@@ -487,6 +509,7 @@ pub fn container_compat<'f>(
         runtime: &runtime,
         requirement: requirement.as_ref(),
         injecting: inject.gpu && !facts.host.gpu_libs.is_empty(),
+        gpu_models: &host_gpu.gpu_models,
     };
     Some((compat_use(&input), compat))
 }
@@ -723,6 +746,7 @@ mod tests {
             runtime,
             requirement: None,
             injecting,
+            gpu_models: &[],
         };
         let used = |by_plan| CompatUse::Used {
             by_plan,
@@ -779,5 +803,30 @@ mod tests {
             compat_use(&input(None, false, "470.256.02", "12.4", true)),
             CompatUse::Unused
         );
+    }
+
+    #[test]
+    fn forward_compat_is_refused_on_consumer_gpus() {
+        let models = |m: &[&str]| -> Vec<String> { m.iter().map(|s| s.to_string()).collect() };
+        let decide = |gpu_models: &[String]| {
+            compat_use(&CompatInput {
+                compat_driver: Some("550.163.01"),
+                on_ld_library_path: false,
+                host_driver: "470.256.02",
+                runtime: "12.4",
+                requirement: None,
+                injecting: true,
+                gpu_models,
+            })
+        };
+        assert!(matches!(
+            decide(&models(&["NVIDIA GeForce RTX 3090"])),
+            CompatUse::Refused { reason } if reason.ends_with("not on this node's NVIDIA GeForce RTX 3090")
+        ));
+        assert!(matches!(
+            decide(&models(&["Tesla V100-SXM2-16GB"])),
+            CompatUse::Used { by_plan: true, .. }
+        ));
+        assert!(matches!(decide(&[]), CompatUse::Used { .. }));
     }
 }

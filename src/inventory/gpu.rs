@@ -32,6 +32,7 @@ pub fn detect(
     };
     Gpu {
         driver_problems,
+        gpu_models: gpu_models(loader),
         nvidia_driver: kernel_module(loader).or_else(|| libraries.clone()),
         nvidia_libraries: libraries,
         cuda_runtime,
@@ -86,6 +87,32 @@ fn driver_problems(loader: &Loader) -> Vec<String> {
         }
     }
     out
+}
+
+/// The model of each GPU the kernel module lists (`Model: Tesla V100-SXM2-16GB`).
+fn gpu_models(loader: &Loader) -> Vec<String> {
+    const GPUS: &str = "/proc/driver/nvidia/gpus";
+    let root = loader.root();
+    let mut ids: Vec<String> = root
+        .list_dir(GPUS)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    ids.sort();
+    ids.truncate(64);
+    ids.iter()
+        .filter_map(|id| root.read_text(&format!("{GPUS}/{id}/information")).ok())
+        .filter_map(|text| parse_model(&text))
+        .collect()
+}
+
+/// The `Model:` line of a GPU's `information` file.
+pub fn parse_model(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("Model:"))
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
 }
 
 /// "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 ..." -> 535.104.05
@@ -148,5 +175,13 @@ mod tests {
         let text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0\n";
         assert_eq!(parse_proc_version(text).as_deref(), Some("535.104.05"));
         assert_eq!(parse_proc_version("garbage"), None);
+    }
+
+    #[test]
+    fn gpu_model() {
+        let text = "Model: \t\t Tesla V100-SXM2-16GB\nIRQ:   \t\t 96\nGPU UUID: \t GPU-1\n";
+        assert_eq!(parse_model(text).as_deref(), Some("Tesla V100-SXM2-16GB"));
+        assert_eq!(parse_model("IRQ: 3\n"), None);
+        assert_eq!(parse_model("Model:   \n"), None);
     }
 }

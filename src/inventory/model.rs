@@ -139,6 +139,9 @@ pub struct Gpu {
     pub cuda_compat: Option<CudaCompat>,
     /// Host or container: ROCm.
     pub rocm: Option<VersionFact>,
+    /// Host: the GPUs' model names, from `/proc/driver/nvidia/gpus/*/information`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_models: Vec<String>,
     /// Host: why the driver's libraries could not be read though the loader lists them
     /// (a dangling `libcuda.so.1`, a file without the version in its name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

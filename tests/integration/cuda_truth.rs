@@ -505,3 +505,38 @@ fn an_image_that_leaves_out_compute_gets_no_libcuda() {
     assert_eq!(r.count_error, Some(35), "{}", r.line);
     assert_eq!(r.libcuda, "none", "{}", r.line);
 }
+
+#[test]
+fn forward_compat_on_a_consumer_gpu_is_refused() {
+    // What the kernel module lists for a GeForce board: NVIDIA's forward compatibility does
+    // not run there (CUDA answers "forward compatibility was attempted on non supported HW").
+    let dir = scratch("cuda-geforce");
+    let Some(host) = host_copy("drv-470", &dir) else {
+        return;
+    };
+    let gpu = host.join("proc/driver/nvidia/gpus/0000:3b:00.0");
+    std::fs::create_dir_all(&gpu).unwrap();
+    std::fs::write(
+        gpu.join("information"),
+        "Model: \t\t NVIDIA GeForce RTX 3090\nIRQ:   \t\t 136\nGPU UUID: \t GPU-00000000-0000-0000-0000-000000000000\nBus Type: \t PCIe\n",
+    )
+    .unwrap();
+    let bundle = rig().join("images/ngc-12.4-compat");
+    let (j, _) = check(&bundle, &host);
+    assert_eq!(j.verdict, "incompatible");
+    let message = finding(&j, "cuda-driver-too-old")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.ends_with("not on this node's NVIDIA GeForce RTX 3090"),
+        "{message}"
+    );
+    // The plan does not put the compat libraries first where they cannot work.
+    assert!(
+        j.mounts
+            .iter()
+            .any(|(_, dest, _)| dest == "/run/containerspec/lib/libcuda.so.1"),
+        "{:?}",
+        j.mounts
+    );
+}
