@@ -204,6 +204,9 @@ fn gpu(out: &mut String, gpu: &Gpu) {
             format!("libraries {} ({})", libs.version, libs.source),
         );
     }
+    if !gpu.gpu_models.is_empty() {
+        line(out, "", format!("gpus: {}", gpu.gpu_models.join(", ")));
+    }
     for problem in &gpu.driver_problems {
         line(out, "", format!("unreadable: {problem}"));
     }
