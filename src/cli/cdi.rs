@@ -136,7 +136,7 @@ fn generate(args: &GenerateArgs) -> Result<u8, CliError> {
                 name: "host".into(),
                 annotations: BTreeMap::new(),
                 container_edits: ContainerEdits {
-                    hooks: vec![hook(&hook_path, "mpi", args.config.as_deref())],
+                    hooks: hooks(&hook_path, "mpi", args.config.as_deref()),
                     ..Default::default()
                 },
             }],
@@ -150,6 +150,14 @@ fn generate(args: &GenerateArgs) -> Result<u8, CliError> {
             notes.push(format!("gpu: driver {} ({})", d.version, d.source));
         }
         specs.push(spec);
+    }
+    for spec in &specs {
+        cdi::check(spec).map_err(|(field, message)| {
+            CliError::Action(format!(
+                "the generated {} spec: {field}: {message}",
+                spec.kind
+            ))
+        })?;
     }
     if args.stdout {
         super::print_json(&specs)?;
@@ -181,26 +189,28 @@ fn generate(args: &GenerateArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// The hook every generated device carries.
-fn hook(path: &Path, inject: &str, config: Option<&Path>) -> Hook {
-    let mut args = vec![
-        "containerspec".to_string(),
-        "hook".into(),
-        "createContainer".into(),
-        "--inject".into(),
-        inject.into(),
-    ];
-    if let Some(c) = config {
-        args.extend(["--config".into(), c.display().to_string()]);
-    }
-    Hook {
-        hook_name: "createContainer".into(),
-        path: path.display().to_string(),
-        args,
-        env: Vec::new(),
-        timeout: Some(30),
-        extra: BTreeMap::new(),
-    }
+/// The hooks every generated device carries: the check and injection at
+/// `createContainer`, and at `poststop` the removal of what it left for the container
+/// (its report unless it explains a refusal, the mount points it made).
+fn hooks(path: &Path, inject: &str, config: Option<&Path>) -> Vec<Hook> {
+    let one = |stage: &str| {
+        let mut args = vec!["containerspec".to_string(), "hook".into(), stage.into()];
+        if stage == "createContainer" {
+            args.extend(["--inject".into(), inject.into()]);
+        }
+        if let Some(c) = config {
+            args.extend(["--config".into(), c.display().to_string()]);
+        }
+        Hook {
+            hook_name: stage.into(),
+            path: path.display().to_string(),
+            args,
+            env: Vec::new(),
+            timeout: Some(30),
+            extra: BTreeMap::new(),
+        }
+    };
+    vec![one("createContainer"), one("poststop")]
 }
 
 /// The NVIDIA control nodes every GPU container needs, where the host has them.
@@ -238,7 +248,10 @@ fn gpu_spec(
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(name, _)| {
-            let n: u32 = name.strip_prefix("nvidia")?.parse().ok()?;
+            let digits = name.strip_prefix("nvidia")?;
+            let n: u32 = digits.parse().ok()?;
+            // `nvidia1` only: not `nvidia01` or `nvidia+1`, which would name device 1 twice.
+            (n.to_string() == digits).then_some(())?;
             Some((n, node(&format!("/dev/{name}"))?))
         })
         .collect();
@@ -304,7 +317,7 @@ fn gpu_spec(
         devices,
         container_edits: ContainerEdits {
             device_nodes: CONTROL_NODES.iter().filter_map(|p| node(p)).collect(),
-            hooks: vec![hook(hook_path, "gpu", args.config.as_deref())],
+            hooks: hooks(hook_path, "gpu", args.config.as_deref()),
             mounts,
             ..Default::default()
         },
@@ -331,8 +344,12 @@ fn device_node(host_root: &Path, path: &str) -> Option<DeviceNode> {
 }
 
 /// Writes through a temporary file in the same directory and a rename: a runtime that
-/// reads the directory meanwhile sees the old spec or the new one, never half of one.
+/// reads the directory meanwhile sees the old spec or the new one, never half of one. The
+/// temporary file is created new (never through a link planted at its name), with its
+/// mode from the start, and synced before it takes the spec's name.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -340,9 +357,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        std::fs::write(&tmp, bytes)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, path)
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

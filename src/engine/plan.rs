@@ -61,6 +61,7 @@ impl Selection {
             && self.dirs.is_empty()
             && self.helpers.is_empty()
             && self.programs.is_empty()
+            && self.container_first.is_empty()
             && self.prefix.is_none()
     }
 
@@ -99,6 +100,15 @@ pub fn select(facts: &Facts, inject: &Inject) -> Selection {
     sel
 }
 
+/// The sonames a compat directory serves that are the driver's compute libraries
+/// (`libcuda.so.1`, the JIT compilers): nothing else of the image's is put first.
+pub fn compat_sonames(c: &crate::inventory::model::CudaCompat) -> impl Iterator<Item = &str> {
+    c.sonames
+        .iter()
+        .map(String::as_str)
+        .filter(|s| nvidia::capability_of(s) == Some(nvidia::Capability::Compute))
+}
+
 /// The driver libraries every CUDA program loads: the driver API, NVML, and the JIT
 /// compilers libcuda loads for PTX and NVVM IR.
 const GPU_CORE: [&str; 4] = [
@@ -127,10 +137,11 @@ fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
     )
     .unwrap_or_else(|_| nvidia::parse_capabilities(None).unwrap_or_default());
     for lib in &facts.host.gpu_libs {
-        if compat.is_some_and(|c| c.sonames.iter().any(|s| s == lib.name())) {
+        if compat.is_some_and(|c| compat_sonames(c).any(|s| s == lib.name())) {
             continue;
         }
-        if !nvidia::capability_of(lib.name()).is_some_and(|c| caps.contains(&c)) {
+        // A library NVIDIA's lists do not name (one the config lists) is injected as asked.
+        if nvidia::capability_of(lib.name()).is_some_and(|c| !caps.contains(&c)) {
             continue;
         }
         // The rest of the driver's libraries are loaded only by some programs, or by
@@ -150,13 +161,13 @@ fn select_gpu(facts: &Facts, inject: &Inject, sel: &mut Selection) {
         }
     }
     if let Some(c) = compat {
-        sel.container_first.extend(c.sonames.iter().map(|s| {
+        sel.container_first.extend(compat_sonames(c).map(|s| {
             let path = if s == "libcuda.so.1" {
                 c.libcuda.clone()
             } else {
                 format!("{}/{s}", c.dir)
             };
-            (s.clone(), path)
+            (s.to_string(), path)
         }));
     }
 }
@@ -453,7 +464,8 @@ pub fn build(facts: &Facts, sel: &Selection) -> Plan {
         ));
     }
     let ld_cache =
-        (!sel.deps.is_empty() || !sel.in_place.is_empty()).then(|| cache_plan(facts, sel));
+        (!sel.deps.is_empty() || !sel.in_place.is_empty() || !sel.container_first.is_empty())
+            .then(|| cache_plan(facts, sel));
     let owned_dir = (!sel.deps.is_empty()).then(|| OWNED_DIR.to_string());
     let env = sel
         .env
@@ -495,7 +507,8 @@ fn host_file(root: &std::path::Path, path: &str) -> String {
 /// The injected libraries first, then the container's own entries except those the
 /// injected ones replace.
 fn cache_plan(facts: &Facts, sel: &Selection) -> LdCachePlan {
-    // The x86-64 libc6 flags; the compat libraries are the container's own, of its machine.
+    // The compat libraries stand in for the host's of the same soname: its flags (type
+    // and machine), else the container's libc's, else x86-64's.
     let container_flags = facts
         .container
         .cache_entries
@@ -508,7 +521,12 @@ fn cache_plan(facts: &Facts, sel: &Selection) -> LdCachePlan {
         .map(|(soname, path)| CacheLine {
             soname: soname.clone(),
             path: path.clone(),
-            flags: container_flags,
+            flags: facts
+                .host
+                .gpu_libs
+                .iter()
+                .find(|l| l.name() == soname)
+                .map_or(container_flags, |l| l.cache_flags),
             hwcaps: None,
         })
         .collect();

@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 /// A spec larger than this is not a device description.
 pub const MAX_SPEC: u64 = 4 << 20;
 
-/// The versions generated specs carry: 0.3.0 has everything they use (device nodes,
-/// mounts, hooks, env), and podman 4.3 (Debian 12) accepts 0.1.0 to 0.5.0.
-pub const GENERATED_VERSION: &str = "0.3.0";
+/// The version generated specs carry: GPU devices are named by index (`0`), which CDI
+/// allows from 0.5.0 on (newer CDI libraries refuse such a spec that says less), and
+/// podman 4.3 (Debian 12) reads 0.1.0 to 0.5.0.
+pub const GENERATED_VERSION: &str = "0.5.0";
 const KNOWN_VERSIONS: &[&str] = &[
     "0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0",
 ];
@@ -156,20 +157,23 @@ pub fn read(path: &std::path::Path) -> Result<Spec, SpecError> {
         field: field.to_string(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err("(file)", e.to_string()))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| err("(file)", e.to_string()))?;
+    let meta = file.metadata().map_err(|e| err("(file)", e.to_string()))?;
     if !meta.is_file() {
         return Err(err("(file)", "not a regular file".into()));
     }
-    if meta.len() > MAX_SPEC {
+    // Read from the file opened, never more than a spec may have.
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err("(file)", e.to_string()))?;
+    if bytes.len() as u64 > MAX_SPEC {
         return Err(err(
             "(file)",
-            format!(
-                "{} bytes, more than a spec may have ({MAX_SPEC})",
-                meta.len()
-            ),
+            format!("more than a spec may have ({MAX_SPEC} bytes)"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| err("(file)", e.to_string()))?;
     parse(&bytes).map_err(|(field, message)| err(&field, message))
 }
 
@@ -209,6 +213,18 @@ pub fn check(spec: &Spec) -> Result<(), (String, String)> {
     for (i, device) in spec.devices.iter().enumerate() {
         let field = format!("devices[{i}]");
         check_device_name(&device.name).map_err(|m| (format!("{field}.name"), m))?;
+        // CDI allows a name that starts with a digit from 0.5.0 on.
+        if device.name.starts_with(|c: char| c.is_ascii_digit())
+            && version_below(&spec.cdi_version, "0.5.0")
+        {
+            return Err((
+                format!("{field}.name"),
+                format!(
+                    "{:?} starts with a digit, which needs cdiVersion 0.5.0 or later (the spec says {})",
+                    device.name, spec.cdi_version
+                ),
+            ));
+        }
         if !names.insert(&device.name) {
             return Err((
                 format!("{field}.name"),
@@ -218,6 +234,12 @@ pub fn check(spec: &Spec) -> Result<(), (String, String)> {
         check_edits(&device.container_edits, &format!("{field}.containerEdits"))?;
     }
     check_edits(&spec.container_edits, "containerEdits")
+}
+
+/// `a < b` for the versions this module knows (`0.N.0`).
+fn version_below(a: &str, b: &str) -> bool {
+    let key = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    key(a) < key(b)
 }
 
 fn check_kind(kind: &str) -> Result<(), String> {
@@ -374,6 +396,7 @@ mod tests {
                 NVIDIA.replace("NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES"),
                 "containerEdits.env[0]",
             ),
+            (NVIDIA.replace("0.5.0", "0.4.0"), "devices[0].name"),
         ];
         for (text, field) in cases {
             let (got, message) = parse(text.as_bytes()).unwrap_err();

@@ -36,7 +36,17 @@ const MAX_METADATA: u64 = 1 << 20;
 const MAX_CONDA_RECORD: u64 = 16 << 20;
 /// Bounds on what one image can make this module look at.
 const MAX_PREFIXES: usize = 64;
+/// Candidate prefixes tried, existing or not (PATH entries, conda environments).
+const MAX_CANDIDATES: usize = 256;
 const MAX_SITE_ENTRIES: usize = 8192;
+/// `python3*` directories per prefix, conda records read per prefix, toolkit trees,
+/// `LD_LIBRARY_PATH` directories looked in.
+const MAX_PYTHONS: usize = 8;
+const MAX_CONDA_RECORDS: usize = 8;
+const MAX_TOOLKITS: usize = 32;
+const MAX_PATH_DIRS: usize = 64;
+/// Directory listings one scan may make in all: past it, what is left is not looked at.
+const MAX_LISTINGS: usize = 2048;
 
 /// Every CUDA runtime the root holds, one per library file (or one declaration).
 pub fn runtimes(
@@ -96,9 +106,22 @@ struct Found {
     list: Vec<CudaRuntime>,
     /// Canonical library paths already listed.
     seen: BTreeSet<String>,
+    /// Directory listings made so far (bounded by [`MAX_LISTINGS`]).
+    listings: usize,
 }
 
 impl Found {
+    /// Lists `dir`, sorted by name, within the scan's budget of listings (empty past it).
+    fn list(&mut self, root: &RootFs, dir: &str) -> Vec<(String, EntryKind)> {
+        if self.listings >= MAX_LISTINGS {
+            return Vec::new();
+        }
+        self.listings += 1;
+        let mut entries = root.list_dir(dir).unwrap_or_default();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
     fn add(&mut self, root: &RootFs, mut runtime: CudaRuntime) {
         if let Some(lib) = &runtime.library {
             let real = root.canonicalize(lib).unwrap_or_else(|_| lib.clone());
@@ -168,22 +191,29 @@ fn prefixes(root: &RootFs, process: Option<&ProcessSpec>) -> Vec<Prefix> {
     let mut out: Vec<Prefix> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut i = 0;
-    while i < candidates.len() && out.len() < MAX_PREFIXES {
+    while i < candidates.len().min(MAX_CANDIDATES) && out.len() < MAX_PREFIXES {
         let path = candidates[i].clone();
         i += 1;
-        let Ok(entries) = root.list_dir(&path) else {
-            continue;
-        };
+        // Canonical first: a prefix reached twice (links into one directory) is listed once.
         if !root.canonicalize(&path).is_ok_and(|real| seen.insert(real)) {
             continue;
         }
+        let Ok(entries) = root.list_dir(&path) else {
+            continue;
+        };
         let has = |name: &str| entries.iter().any(|(n, _)| n == name);
         let conda = has("conda-meta");
         if conda && has("envs") {
             let envs = format!("{path}/envs");
-            for (name, _) in root.list_dir(&envs).unwrap_or_default() {
-                candidates.push(format!("{envs}/{name}"));
-            }
+            let mut names: Vec<String> = root
+                .list_dir(&envs)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            names.sort();
+            names.truncate(MAX_PREFIXES);
+            candidates.extend(names.iter().map(|n| format!("{envs}/{n}")));
         }
         out.push(Prefix {
             has_lib: has("lib"),
@@ -197,27 +227,34 @@ fn prefixes(root: &RootFs, process: Option<&ProcessSpec>) -> Vec<Prefix> {
 /// `PREFIX/lib/python3*/site-packages` and `dist-packages` (Debian's, `python3` unversioned).
 fn site_dirs(root: &RootFs, prefix: &str) -> Vec<String> {
     let lib = format!("{prefix}/lib");
+    let mut pythons: Vec<String> = root
+        .list_dir(&lib)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("python3"))
+        .collect();
+    pythons.sort();
+    pythons.truncate(MAX_PYTHONS);
     let mut out = Vec::new();
-    for (name, _) in root.list_dir(&lib).unwrap_or_default() {
-        if !name.starts_with("python3") {
-            continue;
-        }
+    let mut seen = BTreeSet::new();
+    for name in pythons {
         for sub in ["site-packages", "dist-packages"] {
             let dir = format!("{lib}/{name}/{sub}");
-            if root.kind(&dir) == Some(EntryKind::Dir) {
+            if root.kind(&dir) == Some(EntryKind::Dir)
+                && root.canonicalize(&dir).is_ok_and(|c| seen.insert(c))
+            {
                 out.push(dir);
             }
         }
     }
-    out.sort();
     out
 }
 
 /// The CUDA runtime wheels in one site directory, and runtimes other wheels bundle.
 fn pip_site(root: &RootFs, site: &str, found: &mut Found) {
-    let mut entries = root.list_dir(site).unwrap_or_default();
+    let mut entries = found.list(root, site);
     entries.truncate(MAX_SITE_ENTRIES);
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, _) in &entries {
         let Some((dist, version)) = dist_info_name(name) else {
             continue;
@@ -255,7 +292,7 @@ fn pip_site(root: &RootFs, site: &str, found: &mut Found) {
     }
     // A wheel's library without its metadata (copied in by hand, or RECORD removed).
     let nvidia = format!("{site}/nvidia");
-    for (pkg, _) in root.list_dir(&nvidia).unwrap_or_default() {
+    for (pkg, _) in found.list(root, &nvidia) {
         cudart_files_in(root, &format!("{nvidia}/{pkg}/lib"), CudaLayout::Pip, found);
     }
     // Wheels that vendor a runtime (auditwheel's `libcudart-<hash>.so.N`).
@@ -276,14 +313,12 @@ fn pip_site(root: &RootFs, site: &str, found: &mut Found) {
 
 /// Lists each `libcudart*.so*` file in `dir` not listed yet (version from the file name).
 fn cudart_files_in(root: &RootFs, dir: &str, layout: CudaLayout, found: &mut Found) {
-    let mut names: Vec<String> = root
-        .list_dir(dir)
-        .unwrap_or_default()
+    let names: Vec<String> = found
+        .list(root, dir)
         .into_iter()
         .map(|(n, _)| n)
         .filter(|n| is_cudart_file(n))
         .collect();
-    names.sort();
     for name in names {
         let path = format!("{dir}/{name}");
         if found.has(root, &path) || !root.is_file(&path) {
@@ -311,23 +346,16 @@ fn cudart_files_in(root: &RootFs, dir: &str, layout: CudaLayout, found: &mut Fou
 /// conda's package records: `cuda-cudart` (CUDA 12 and later), `cudatoolkit` (before).
 fn conda_prefix(root: &RootFs, prefix: &str, found: &mut Found) {
     let meta = format!("{prefix}/conda-meta");
-    let mut names: Vec<String> = root
-        .list_dir(&meta)
-        .unwrap_or_default()
+    let records: Vec<(String, String)> = found
+        .list(root, &meta)
         .into_iter()
-        .map(|(n, _)| n)
+        .filter_map(|(name, _)| {
+            let (package, version, _build) = conda_record_name(&name)?;
+            (package == "cuda-cudart" || package == "cudatoolkit").then_some((name, version))
+        })
+        .take(MAX_CONDA_RECORDS)
         .collect();
-    if names.is_empty() {
-        return;
-    }
-    names.sort();
-    for name in names {
-        let Some((package, version, _build)) = conda_record_name(&name) else {
-            continue;
-        };
-        if package != "cuda-cudart" && package != "cudatoolkit" {
-            continue;
-        }
+    for (name, version) in records {
         let path = format!("{meta}/{name}");
         let record = root
             .read_limited(&path, MAX_CONDA_RECORD)
@@ -350,7 +378,7 @@ fn conda_prefix(root: &RootFs, prefix: &str, found: &mut Found) {
             .iter()
             .map(|f| format!("{prefix}/{f}"))
             .find(|p| root.is_file(p))
-            .or_else(|| first_cudart(root, &format!("{prefix}/lib")));
+            .or_else(|| first_cudart(root, &format!("{prefix}/lib"), found));
         found.add(
             root,
             CudaRuntime {
@@ -365,16 +393,13 @@ fn conda_prefix(root: &RootFs, prefix: &str, found: &mut Found) {
     cudart_files_in(root, &format!("{prefix}/lib"), CudaLayout::Conda, found);
 }
 
-fn first_cudart(root: &RootFs, dir: &str) -> Option<String> {
-    let mut names: Vec<String> = root
-        .list_dir(dir)
-        .ok()?
+fn first_cudart(root: &RootFs, dir: &str, found: &mut Found) -> Option<String> {
+    found
+        .list(root, dir)
         .into_iter()
         .map(|(n, _)| n)
-        .filter(|n| is_cudart_file(n))
-        .collect();
-    names.sort();
-    names.first().map(|n| format!("{dir}/{n}"))
+        .find(|n| is_cudart_file(n))
+        .map(|n| format!("{dir}/{n}"))
 }
 
 /// `/usr/local/cuda` then every `/usr/local/cuda-X.Y`, in name order, each with `tail`.
@@ -387,6 +412,7 @@ fn toolkit_dirs(root: &RootFs, tail: &str) -> Vec<String> {
         .filter(|n| n.starts_with("cuda-"))
         .collect();
     names.sort();
+    names.truncate(MAX_TOOLKITS);
     std::iter::once("cuda".to_string())
         .chain(names)
         .map(|n| format!("/usr/local/{n}{tail}"))
@@ -418,10 +444,14 @@ fn toolkits(root: &RootFs, cuda_version: Option<&str>, found: &mut Found) {
             });
         let mut libs = Vec::new();
         let targets = format!("{real}/targets");
-        for (arch, _) in root.list_dir(&targets).unwrap_or_default() {
-            libs.extend(first_cudart_real(root, &format!("{targets}/{arch}/lib")));
+        for (arch, _) in found.list(root, &targets) {
+            libs.extend(first_cudart_real(
+                root,
+                &format!("{targets}/{arch}/lib"),
+                found,
+            ));
         }
-        libs.extend(first_cudart_real(root, &format!("{real}/lib64")));
+        libs.extend(first_cudart_real(root, &format!("{real}/lib64"), found));
         libs.sort();
         libs.dedup();
         // The version: version.json, else the library's file name, else CUDA_VERSION
@@ -469,10 +499,9 @@ fn toolkits(root: &RootFs, cuda_version: Option<&str>, found: &mut Found) {
 }
 
 /// The canonical path of the one `libcudart` a directory's soname link points at.
-fn first_cudart_real(root: &RootFs, dir: &str) -> Vec<String> {
-    let mut out: Vec<String> = root
-        .list_dir(dir)
-        .unwrap_or_default()
+fn first_cudart_real(root: &RootFs, dir: &str, found: &mut Found) -> Vec<String> {
+    let mut out: Vec<String> = found
+        .list(root, dir)
         .into_iter()
         .filter(|(n, _)| is_cudart_file(n))
         .filter_map(|(n, _)| root.canonicalize(&format!("{dir}/{n}")).ok())
@@ -571,10 +600,14 @@ fn declared(process: Option<&ProcessSpec>) -> Option<CudaRuntime> {
 /// The forward-compatibility libraries (NVIDIA's `cuda-compat` package):
 /// `/usr/local/cuda/compat`, else `/usr/local/cuda-X.Y/compat`.
 pub fn compat(root: &RootFs, process: Option<&ProcessSpec>) -> Option<CudaCompat> {
+    let mut seen = BTreeSet::new();
     for dir in toolkit_dirs(root, "/compat") {
         let Ok(real) = root.canonicalize(&dir) else {
             continue;
         };
+        if !seen.insert(real.clone()) {
+            continue;
+        }
         let Ok(entries) = root.list_dir(&real) else {
             continue;
         };
@@ -616,10 +649,14 @@ pub fn compat(root: &RootFs, process: Option<&ProcessSpec>) -> Option<CudaCompat
         let ld_library_path = process
             .and_then(|p| p.env_var("LD_LIBRARY_PATH"))
             .unwrap_or_default();
+        // The loader takes libcuda.so.1 from the first directory of the path that has
+        // one: the compat libraries load only if that is theirs.
         let on_ld_library_path = ld_library_path
             .split(':')
             .filter(|d| d.starts_with('/'))
-            .any(|d| root.canonicalize(d).is_ok_and(|c| c == real));
+            .take(MAX_PATH_DIRS)
+            .find(|d| root.kind(&format!("{d}/libcuda.so.1")).is_some())
+            .is_some_and(|d| root.canonicalize(d).is_ok_and(|c| c == real));
         return Some(CudaCompat {
             dir: real,
             libcuda: libcuda_real,

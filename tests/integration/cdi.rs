@@ -90,7 +90,11 @@ fn podman_injects_through_the_mpi_device_and_refuses_with_the_diagnosis() {
     let spec = GeneratedSpec::write();
     let text = std::fs::read_to_string(&spec.0).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(json["cdiVersion"], "0.3.0");
+    assert_eq!(json["cdiVersion"], "0.5.0");
+    assert_eq!(
+        json["devices"][0]["containerEdits"]["hooks"][1]["args"],
+        serde_json::json!(["containerspec", "hook", "poststop"])
+    );
     assert_eq!(json["kind"], "containerspec.io/mpi");
     let hook = &json["devices"][0]["containerEdits"]["hooks"][0];
     assert_eq!(hook["hookName"], "createContainer");

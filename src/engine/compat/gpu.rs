@@ -239,9 +239,14 @@ fn shadowed(
     out: &mut Vec<Finding>,
 ) {
     for (soname, path) in &facts.container.ld_library_path_hits {
-        if !sel.deps.iter().any(|d| d.name() == soname) {
+        // The injected libraries, and the compat ones the plan puts first in their place.
+        let injected = sel.deps.iter().any(|d| d.name() == soname)
+            || sel.container_first.iter().any(|(s, _)| s == soname);
+        if !injected {
             continue;
         }
+        // `on_ld_library_path` means the first directory of the path that holds a
+        // libcuda.so.1 is the compat one: that hit is the image's intent.
         if compat.is_some_and(|c| c.on_ld_library_path && c.sonames.contains(soname)) {
             continue;
         }
@@ -569,5 +574,62 @@ mod tests {
             .insert("NVIDIA_DRIVER_CAPABILITIES".into(), "compute,gpu".into());
         assert_eq!(findings(&f, GPU)[0].code, Code::CudaRequirementInvalid);
         assert_eq!(names(&f).len(), 3, "the default applies");
+    }
+
+    #[test]
+    fn compat_alone_still_gets_a_loader_cache() {
+        // Compute only, and the host has nothing but what the compat directory serves:
+        // the plan is the compat libraries first in the cache, not "nothing to inject".
+        let mut f = facts(
+            vec![runtime(Some("12.4.127"), 12)],
+            "470.256.02",
+            Some(compat("550.163.01", false)),
+        );
+        f.host.gpu_libs.retain(|l| l.name() != "libnvidia-ml.so.1");
+        f.container
+            .env
+            .insert("NVIDIA_DRIVER_CAPABILITIES".into(), "compute".into());
+        let sel = select(&f, &GPU);
+        assert!(sel.deps.is_empty());
+        assert!(!sel.is_empty());
+        let cache = build(&f, &sel).ld_cache.expect("a loader cache");
+        assert_eq!(cache.entries[0].soname, "libcuda.so.1");
+        assert_eq!(cache.entries[0].flags, 0x0303, "the host library's flags");
+    }
+
+    #[test]
+    fn a_stub_found_before_the_compat_libraries_is_shadowing() {
+        // The plan serves libcuda from the compat directory, but a leaked build-time
+        // LD_LIBRARY_PATH finds the toolkit's stub first.
+        let mut f = facts(
+            vec![runtime(Some("12.4.127"), 12)],
+            "470.256.02",
+            Some(compat("550.163.01", false)),
+        );
+        f.container.ld_library_path_hits.insert(
+            "libcuda.so.1".into(),
+            "/usr/local/cuda/lib64/stubs/libcuda.so.1".into(),
+        );
+        let found = findings(&f, GPU);
+        assert!(
+            found.iter().any(|x| x.code == Code::LibraryShadowed
+                && x.message
+                    .contains("/usr/local/cuda/lib64/stubs/libcuda.so.1")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_drivers_sonames_of_a_compat_directory_go_first() {
+        let mut c = compat("550.163.01", false);
+        c.sonames.push("libmpi.so.40".into());
+        let f = facts(vec![runtime(Some("12.4.127"), 12)], "470.256.02", Some(c));
+        let sel = select(&f, &GPU);
+        let first: Vec<&str> = sel
+            .container_first
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(first, ["libcuda.so.1", "libnvidia-ptxjitcompiler.so.1"]);
     }
 }
