@@ -246,6 +246,10 @@ fn check(bundle: &Path, host: &Path) -> (Judged, std::process::Output) {
     (Judged::read(&bundle.display().to_string(), &out), out)
 }
 
+fn message<'a>(j: &'a Judged, code: &str) -> &'a str {
+    finding(j, code)["message"].as_str().unwrap()
+}
+
 fn finding<'a>(j: &'a Judged, code: &str) -> &'a serde_json::Value {
     j.report["findings"]
         .as_array()
@@ -294,9 +298,7 @@ fn a_kernel_module_of_another_version_is_a_mismatch() {
     let bundle = rig().join("images/pip-12.4");
     let (j, _) = check(&bundle, &host);
     assert_eq!(j.verdict, "incompatible");
-    let message = finding(&j, "gpu-driver-mismatch")["message"]
-        .as_str()
-        .unwrap();
+    let message = message(&j, "gpu-driver-mismatch");
     assert!(
         message.starts_with("driver/library version mismatch: the NVIDIA kernel module is 535.104.05 (/proc/driver/nvidia/version) but the driver's libraries are 535.309.01"),
         "{message}"
@@ -493,10 +495,7 @@ fn an_image_that_leaves_out_compute_gets_no_libcuda() {
     let (j, run) = judge_and_run(&dir, &bundle, &rootfs, &host, &argv);
     assert_eq!(j.verdict, "incompatible");
     assert!(
-        finding(&j, "gpu-driver-missing")["message"]
-            .as_str()
-            .unwrap()
-            .contains("leaves out compute"),
+        message(&j, "gpu-driver-missing").contains("leaves out compute"),
         "{:#}",
         j.report["findings"]
     );
@@ -524,9 +523,7 @@ fn forward_compat_on_a_consumer_gpu_is_refused() {
     let bundle = rig().join("images/ngc-12.4-compat");
     let (j, _) = check(&bundle, &host);
     assert_eq!(j.verdict, "incompatible");
-    let message = finding(&j, "cuda-driver-too-old")["message"]
-        .as_str()
-        .unwrap();
+    let message = message(&j, "cuda-driver-too-old");
     assert!(
         message.ends_with("not on this node's NVIDIA GeForce RTX 3090"),
         "{message}"
