@@ -72,7 +72,7 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// CDI spec files (JSON)
+    /// CDI spec files (JSON or YAML)
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<PathBuf>,
     /// Check the spec's host files under this directory instead of `/`

@@ -2,6 +2,7 @@
 //! Apptainer read from `/etc/cdi` and `/var/run/cdi`), as data: read with bounds, checked
 //! field by field, written by `containerspec cdi generate`.
 //!
+//! Specs are read as JSON or YAML (the form `nvidia-ctk` writes by default).
 //! The types cover the spec's parts a runtime applies (CDI specification, `cdiVersion`
 //! 0.3.0 to 0.8.0): devices with their container edits, and the spec's own edits: `env`,
 //! `deviceNodes`, `mounts`, `hooks`. Fields this program does not use are kept as they
@@ -149,7 +150,7 @@ pub struct SpecError {
     pub message: String,
 }
 
-/// Reads a spec file (JSON; CDI's YAML form is not read) and checks its structure.
+/// Reads a spec file (JSON or YAML) and checks its structure.
 pub fn read(path: &std::path::Path) -> Result<Spec, SpecError> {
     let file = path.display().to_string();
     let err = |field: &str, message: String| SpecError {
@@ -177,19 +178,127 @@ pub fn read(path: &std::path::Path) -> Result<Spec, SpecError> {
     parse(&bytes).map_err(|(field, message)| err(&field, message))
 }
 
-/// Parses and checks a spec; the error is (field, message).
+/// Parses and checks a spec, JSON or YAML (a document that does not start with `{`);
+/// the error is (field, message).
 pub fn parse(bytes: &[u8]) -> Result<Spec, (String, String)> {
     if bytes.len() as u64 > MAX_SPEC {
         return Err(("(file)".into(), "too large".into()));
     }
-    let spec: Spec = serde_json::from_slice(bytes).map_err(|e| {
-        (
-            format!("line {} column {}", e.line(), e.column()),
-            format!("not a CDI spec: {e}"),
-        )
-    })?;
+    let json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let spec: Spec = if json {
+        serde_json::from_slice(bytes).map_err(|e| {
+            (
+                format!("line {} column {}", e.line(), e.column()),
+                format!("not a CDI spec: {e}"),
+            )
+        })?
+    } else {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| ("(file)".to_string(), format!("not UTF-8: {e}")))?;
+        let value = yaml::to_json(text)?;
+        serde_json::from_value(value)
+            .map_err(|e| ("(document)".to_string(), format!("not a CDI spec: {e}")))?
+    };
     check(&spec)?;
     Ok(spec)
+}
+
+/// YAML, read into the JSON value it stands for, through the parser's events: one
+/// document, no aliases (an alias can multiply a small file into a huge tree), nesting at
+/// most [`MAX_DEPTH`](yaml::MAX_DEPTH) deep. Plain scalars become numbers, booleans and
+/// null as YAML 1.2's core schema reads them; everything else is a string.
+mod yaml {
+    use serde_json::{Map, Value};
+    use yaml_rust2::parser::{Event, Parser};
+    use yaml_rust2::scanner::TScalarStyle;
+
+    pub const MAX_DEPTH: usize = 64;
+
+    enum Frame {
+        Seq(Vec<Value>),
+        Map(Map<String, Value>, Option<String>),
+    }
+
+    pub fn to_json(text: &str) -> Result<Value, (String, String)> {
+        let mut parser = Parser::new_from_str(text);
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut done: Option<Value> = None;
+        loop {
+            let (event, mark) = parser.next_token().map_err(|e| {
+                let m = e.marker();
+                (
+                    format!("line {} column {}", m.line(), m.col() + 1),
+                    format!("not YAML: {}", e.info()),
+                )
+            })?;
+            let at = || format!("line {} column {}", mark.line(), mark.col() + 1);
+            let value = match event {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => continue,
+                Event::DocumentStart => {
+                    if done.is_some() {
+                        return Err((at(), "more than one YAML document".into()));
+                    }
+                    continue;
+                }
+                Event::StreamEnd => break,
+                Event::Alias(_) => {
+                    return Err((at(), "YAML aliases are not read in a CDI spec".into()));
+                }
+                Event::SequenceStart(..) | Event::MappingStart(..) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err((at(), format!("nested deeper than {MAX_DEPTH}")));
+                    }
+                    stack.push(if matches!(event, Event::SequenceStart(..)) {
+                        Frame::Seq(Vec::new())
+                    } else {
+                        Frame::Map(Map::new(), None)
+                    });
+                    continue;
+                }
+                Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                    Some(Frame::Seq(items)) => Value::Array(items),
+                    Some(Frame::Map(map, None)) => Value::Object(map),
+                    _ => return Err((at(), "a mapping key without a value".into())),
+                },
+                Event::Scalar(text, style, _, _) => scalar(text, style),
+            };
+            match stack.last_mut() {
+                None => done = Some(value),
+                Some(Frame::Seq(items)) => items.push(value),
+                Some(Frame::Map(map, key)) => match key.take() {
+                    None => match value {
+                        Value::String(k) => *key = Some(k),
+                        Value::Number(_) | Value::Bool(_) | Value::Null => {
+                            *key = Some(value.to_string())
+                        }
+                        _ => return Err((at(), "a mapping key that is not a scalar".into())),
+                    },
+                    Some(k) => {
+                        map.insert(k, value);
+                    }
+                },
+            }
+        }
+        done.ok_or_else(|| ("(document)".to_string(), "empty".to_string()))
+    }
+
+    fn scalar(text: String, style: TScalarStyle) -> Value {
+        if style != TScalarStyle::Plain {
+            return Value::String(text);
+        }
+        match text.as_str() {
+            "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+            "true" | "True" | "TRUE" => Value::Bool(true),
+            "false" | "False" | "FALSE" => Value::Bool(false),
+            _ => match text.parse::<i64>() {
+                Ok(n) => Value::from(n),
+                Err(_) => Value::String(text),
+            },
+        }
+    }
 }
 
 /// The spec's structure, as runtimes check it: the version, the kind's vendor and class,
@@ -405,6 +514,40 @@ mod tests {
         let (field, message) = parse(b"{\"cdiVersion\": ").unwrap_err();
         assert!(field.starts_with("line 1"), "{field}");
         assert!(message.starts_with("not a CDI spec"), "{message}");
+    }
+
+    /// The shape `nvidia-ctk cdi generate` writes (its default output is YAML).
+    const NVIDIA_YAML: &str = "---\ncdiVersion: 0.5.0\ncontainerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n  env:\n  - NVIDIA_VISIBLE_DEVICES=void\n  hooks:\n  - args:\n    - nvidia-cdi-hook\n    - update-ldcache\n    hookName: createContainer\n    path: /usr/bin/nvidia-cdi-hook\n  mounts:\n  - containerPath: /usr/lib/x86_64-linux-gnu/libcuda.so.535.104.05\n    hostPath: /usr/lib/x86_64-linux-gnu/libcuda.so.535.104.05\n    options:\n    - ro\n    - nosuid\n    - nodev\n    - bind\ndevices:\n- containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n      major: 195\n      minor: 0\n  name: \"0\"\n- containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n  name: all\nkind: nvidia.com/gpu\n";
+
+    #[test]
+    fn reads_yaml_as_nvidia_writes_it() {
+        let spec = parse(NVIDIA_YAML.as_bytes()).unwrap();
+        assert_eq!(spec.cdi_version, "0.5.0");
+        assert_eq!(spec.kind, "nvidia.com/gpu");
+        assert_eq!(spec.devices[0].name, "0");
+        assert_eq!(
+            spec.devices[0].container_edits.device_nodes[0].major,
+            Some(195)
+        );
+        assert_eq!(spec.container_edits.hooks[0].args[1], "update-ldcache");
+        assert_eq!(spec.container_edits.mounts[0].options.len(), 4);
+    }
+
+    #[test]
+    fn yaml_errors_name_the_place() {
+        let (field, message) = parse(b"cdiVersion: [0.5.0\nkind: x").unwrap_err();
+        assert!(field.starts_with("line "), "{field}");
+        assert!(message.starts_with("not YAML"), "{message}");
+        let bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n";
+        let (_, message) = parse(bomb.as_bytes()).unwrap_err();
+        assert_eq!(message, "YAML aliases are not read in a CDI spec");
+        let deep = format!("{}x{}", "[".repeat(100), "]".repeat(100));
+        let (_, message) = parse(format!("a: {deep}").as_bytes()).unwrap_err();
+        assert_eq!(message, "nested deeper than 64");
+        let (_, message) = parse(b"cdiVersion: 0.5.0\n---\nkind: x\n").unwrap_err();
+        assert_eq!(message, "more than one YAML document");
+        let (field, _) = parse(b"cdiVersion: 0.5.0\nkind: a.io/b\ndevices: []\n").unwrap_err();
+        assert_eq!(field, "devices");
     }
 
     #[test]

@@ -253,6 +253,33 @@ fn a_gpu_spec_from_real_driver_files_matches_them_and_validates() {
     let text = String::from_utf8_lossy(&valid.stdout);
     assert!(valid.status.success(), "{text}");
     assert!(text.starts_with("valid: "), "{text}");
+    // A spec as nvidia-ctk writes it by default (YAML), for the same host: valid.
+    let yaml = dir.join("nvidia.yaml");
+    std::fs::write(
+        &yaml,
+        "---\ncdiVersion: 0.5.0\ncontainerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n  \
+         mounts:\n  - containerPath: /usr/lib/x86_64-linux-gnu/libcuda.so.535.309.01\n    \
+         hostPath: /usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so.535.309.01\n    options:\n    - ro\n    - bind\n\
+         devices:\n- containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n  name: \"0\"\nkind: nvidia.com/gpu\n",
+    )
+    .unwrap();
+    let out = containerspec(&[
+        "cdi",
+        "validate",
+        yaml.to_str().unwrap(),
+        "--host-root",
+        host.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("valid: ") && text.contains("(nvidia.com/gpu: 0)"),
+        "{text}"
+    );
     // A GPU that went away: the spec no longer matches the host.
     std::fs::remove_file(host.join("dev/nvidia1")).unwrap();
     let stale = containerspec(&[
