@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (as root) and builds
-# the cached real root filesystems, the Apptainer rig and its SIF images, the CUDA rig. Safe to re-run: installed packages and built roots
-# are kept.
+# the cached real root filesystems, the Apptainer rig and its SIF images, the CUDA rig, the
+# registry images. Safe to re-run: installed packages and built roots are kept.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -20,6 +20,10 @@ packages=(
   golang-go           # builds Go binaries with GOAMD64=v1..v4 for the CPU truth matrix
   clang               # builds binaries that record clang's command line, for the same matrix
   python3-venv        # the Python archspec (the reference the cpu test compares with)
+  docker-registry     # the OCI distribution registry the dockerfile tests start on loopback
+  skopeo              # pushes the test images to those registries and reads manifests back
+  umoci               # builds the test images (OCI layouts) without a container engine
+  apache2-utils       # htpasswd -B: the bcrypt password file of the authenticated registry
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +37,12 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   echo "setup.sh: installing ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's docker-registry package enables a service on :5000 whose config asks for an
+# htpasswd file that does not exist. The tests start their own registries on free
+# loopback ports with their own configs, so the packaged one is kept off.
+if [[ $(id -u) -eq 0 && -d /run/systemd/system ]] && systemctl is-enabled --quiet docker-registry.service 2>/dev/null; then
+  systemctl disable --now --quiet docker-registry.service
 fi
 
 "$here/archspec.sh" >/dev/null
@@ -54,6 +64,9 @@ if [[ $(id -u) -eq 0 ]]; then
     # Real CUDA runtime wheels in pip, conda and NGC layouts, and host roots with the real
     # NVIDIA driver libraries of Debian's non-free packages, for the CUDA truth matrix.
     "$here/cuda.sh" >/dev/null
+    # Small real images (loader, libc, os-release of the roots above) as OCI layouts, and
+    # a two-platform index, for the registry tests to push.
+    "$here/registry.sh"
     "$here/apptainer.sh" build >/dev/null
     for name in trixie-mpich bullseye-mpich; do
       "$here/apptainer.sh" sif "$name" >/dev/null
