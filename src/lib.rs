@@ -21,6 +21,7 @@
 pub mod action;
 pub mod cli;
 pub mod config;
+pub mod dockerfile;
 pub mod engine;
 pub mod facts;
 pub mod input;
