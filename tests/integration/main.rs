@@ -27,6 +27,7 @@ mod ldcache;
 mod ldcache_write;
 mod output;
 mod real_rootfs;
+mod registry_rig;
 mod rootfs;
 mod schema;
 mod sif;
