@@ -27,5 +27,6 @@ pub mod facts;
 pub mod input;
 pub mod inventory;
 pub mod ldcache;
+pub mod registry;
 pub mod store;
 pub mod verdict;
