@@ -12,6 +12,8 @@ pub mod compat;
 pub mod cuda;
 pub mod facts;
 pub mod finding;
+pub mod hostdesc;
+pub mod labels;
 pub mod nvidia;
 pub mod plan;
 pub mod policy;

@@ -286,69 +286,32 @@ fn microarch(facts: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
+/// The labels an image carries against its files, through the one mapping
+/// `containerspec labels` uses ([`super::labels`]): each contradiction is a finding.
 fn labels(facts: &Facts, out: &mut Vec<Finding>) {
     let Some(inv) = &facts.container.inventory else {
         return;
     };
-    let mut mismatch = |key: &str, declared: &str, found: String| {
+    for c in super::labels::check(&inv.labels, inv) {
+        if c.outcome != super::labels::Outcome::Contradicts {
+            continue;
+        }
         out.push(
             Finding::new(
                 Code::LabelMismatch,
-                format!("label {key}={declared} but the files say {found}"),
+                format!(
+                    "label {}={} but the files say {}",
+                    c.key,
+                    c.declared.as_deref().unwrap_or_default(),
+                    c.files_say
+                ),
             )
-            .hint(format!("correct the image's {key} label"))
-            .objects([key.to_string()]),
+            .hint(format!(
+                "correct the image's {} label (containerspec labels prints what the files say)",
+                c.key
+            ))
+            .objects(std::iter::once(c.key.clone()).chain(c.from.iter().cloned())),
         );
-    };
-    if let Some(declared) = inv.labels.get("org.supercontainers.mpi") {
-        let found: BTreeSet<&str> = inv.mpi.iter().map(|m| abi_label(m.abi)).collect();
-        if !found.contains(declared.to_ascii_lowercase().as_str()) {
-            let says = if found.is_empty() {
-                "no MPI".to_string()
-            } else {
-                found.into_iter().collect::<Vec<_>>().join(", ")
-            };
-            mismatch("org.supercontainers.mpi", declared, says);
-        }
-    }
-    if let Some(declared) = inv.labels.get("org.supercontainers.glibc") {
-        let actual = inv
-            .libc
-            .as_ref()
-            .filter(|l| l.family == LibcFamily::Glibc)
-            .and_then(|l| l.version.clone());
-        let same = actual
-            .as_deref()
-            .is_some_and(|a| declared == a || declared.starts_with(&format!("{a}.")));
-        if !same {
-            mismatch(
-                "org.supercontainers.glibc",
-                declared,
-                actual.map_or("no glibc".into(), |a| format!("glibc {a}")),
-            );
-        }
-    }
-    if let Some(declared) = inv.labels.get("org.supercontainers.gpu") {
-        let has = match declared.to_ascii_lowercase().as_str() {
-            "cuda" => inv.gpu.cuda_runtime.is_some(),
-            "rocm" => inv.gpu.rocm.is_some(),
-            _ => true,
-        };
-        if !has {
-            mismatch(
-                "org.supercontainers.gpu",
-                declared,
-                format!("no {declared} runtime"),
-            );
-        }
-    }
-}
-
-fn abi_label(abi: MpiAbi) -> &'static str {
-    match abi {
-        MpiAbi::Mpich => "mpich",
-        MpiAbi::OpenMpi => "openmpi",
-        MpiAbi::Standard => "mpi-abi",
     }
 }
 
