@@ -11,7 +11,8 @@ use crate::inventory::gather::{Request, gather};
 use crate::inventory::hostcache::host_cpu_cached;
 use crate::inventory::loader::Loader;
 use crate::inventory::model::Kernel;
-use crate::inventory::mpi_host::{self, HostMpi, MpiOrigin, Sources};
+use crate::engine::hostdesc::{HostDescription, Installation};
+use crate::inventory::mpi_host::{self, Sources};
 
 #[derive(Debug, Args)]
 #[command(
@@ -48,59 +49,6 @@ pub(crate) struct HostJson<'a> {
     pub mpi_installations: &'a [Installation],
 }
 
-/// One host MPI installation as `host` lists it.
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
-pub(crate) struct Installation {
-    implementation: Option<String>,
-    version: Option<String>,
-    /// `mpich`, `open-mpi` or `standard`.
-    abi: Option<crate::inventory::model::MpiAbi>,
-    soname: String,
-    path: String,
-    origin: MpiOrigin,
-    /// The prefix, directory or file it was found through.
-    found_in: String,
-    /// The installation's own tree (mounted at its own path when injected).
-    prefix: Option<String>,
-    /// The installation's other libraries of the same ABI.
-    family: Vec<String>,
-    /// Files of the installation that could not be read.
-    problems: Vec<String>,
-}
-
-impl Installation {
-    /// `MPICH 4.0.2 (/usr/lib/x86_64-linux-gnu/libmpich.so.12)`
-    pub(crate) fn describe(&self) -> String {
-        let what = [self.implementation.as_deref(), self.version.as_deref()]
-            .iter()
-            .flatten()
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ");
-        format!(
-            "{} ({})",
-            if what.is_empty() { "MPI" } else { &what },
-            self.path
-        )
-    }
-
-    fn of(m: &HostMpi) -> Installation {
-        let i = m.main.install.as_ref();
-        Installation {
-            implementation: i.map(|i| i.implementation.clone()),
-            version: i.and_then(|i| i.version.clone()),
-            abi: i.map(|i| i.abi),
-            soname: m.main.lib.name().to_string(),
-            path: m.main.lib.path.clone(),
-            origin: m.origin,
-            found_in: m.found_in.clone(),
-            prefix: m.prefix.clone(),
-            family: m.family.keys().cloned().collect(),
-            problems: m.problems.clone(),
-        }
-    }
-}
-
 /// Every MPI installation the config, the caller's LD_LIBRARY_PATH and the loader cache
 /// name, as check-bundle finds them.
 pub(crate) fn installations(
@@ -118,8 +66,9 @@ pub(crate) fn installations(
         plugin_dirs: &set.plugin_dirs,
         data_dirs: &set.data_dirs,
         ld_library_path,
-        // What each loads (and the environment it needs) is check-bundle's to read.
-        shallow: true,
+        // What each loads is read too: the glibc a container must ship for it
+        // (`glibc_needed`) counts its dependencies and plugins.
+        shallow: false,
     };
     let loader = Loader::new(root, ld_library_path, hwcaps);
     let found = mpi_host::discover(root, &loader, cached, &sources)
@@ -127,28 +76,42 @@ pub(crate) fn installations(
     Ok(found.iter().map(Installation::of).collect())
 }
 
-pub fn run(args: &HostArgs) -> Result<u8, CliError> {
-    let root = RootFs::open(&args.root)?;
-    let cpu = host_cpu_cached(!args.no_cache);
+/// The host rooted at `root` as `host --json` describes it (this machine's CPU and kernel
+/// with that root's files).
+pub(crate) fn describe(
+    root_path: &std::path::Path,
+    config: Option<&std::path::Path>,
+    use_cache: bool,
+) -> Result<HostDescription, CliError> {
+    let root = RootFs::open(root_path)?;
+    let cpu = host_cpu_cached(use_cache);
     let request = Request {
         hwcaps: cpu.hwcaps(),
         ..Default::default()
     };
-    let root_given = (args.root != std::path::Path::new("/")).then_some(args.root.as_path());
-    let config = Config::load_for(args.config.as_deref(), root_given)?;
+    let root_given = (root_path != std::path::Path::new("/")).then_some(root_path);
+    let config = Config::load_for(config, root_given)?;
     let hwcaps = cpu.hwcaps();
     let mut inventory = gather(&root, &request);
     inventory.kernel = kernel();
     inventory.cpu = Some(cpu);
-    let found = installations(&root, &config, &inventory.mpi, hwcaps)?;
+    let mpi_installations = installations(&root, &config, &inventory.mpi, hwcaps)?;
+    Ok(HostDescription {
+        inventory,
+        mpi_installations,
+    })
+}
+
+pub fn run(args: &HostArgs) -> Result<u8, CliError> {
+    let host = describe(&args.root, args.config.as_deref(), !args.no_cache)?;
     if args.json {
         print_json(&HostJson {
-            inventory: &inventory,
-            mpi_installations: &found,
+            inventory: &host.inventory,
+            mpi_installations: &host.mpi_installations,
         })?;
     } else {
-        let mut text = render::host(&inventory);
-        text.push_str(&render_installations(&found));
+        let mut text = render::host(&host.inventory);
+        text.push_str(&render_installations(&host.mpi_installations));
         super::print_text(&text)?;
     }
     Ok(0)

@@ -79,6 +79,23 @@ pub fn is_newer_in_track(current: &str, candidate: &str) -> bool {
     true
 }
 
+/// Whether `tag` has a track at all (some other tag could be newer in it).
+pub fn has_track(tag: &str) -> bool {
+    let t = tokens(tag);
+    let numbers: Vec<&str> = t
+        .iter()
+        .filter_map(|t| match t {
+            Token::Number(n) => Some(*n),
+            Token::Text(_) => None,
+        })
+        .collect();
+    match numbers.as_slice() {
+        [] => false,
+        [one] => one.len() >= 6,
+        _ => true,
+    }
+}
+
 /// The tags of `all` newer than `current` in its track, oldest first.
 pub fn newer_in_track(current: &str, all: &[String]) -> Vec<String> {
     let mut newer: Vec<String> = all
@@ -144,5 +161,7 @@ mod tests {
         // A plain major is its own line: 12 never becomes 13.
         assert!(!is_newer_in_track("12", "13"));
         assert!(is_newer_in_track("20250101", "20250202"));
+        assert!(!has_track("latest") && !has_track("12") && has_track("12.1"));
+        assert!(has_track("bookworm-20250101"));
     }
 }

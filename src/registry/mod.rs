@@ -323,6 +323,64 @@ impl Client {
         })
     }
 
+    /// The loader, libc and release files of `reference`'s image for `platform`, read from
+    /// its layers as they stream (nothing else is kept) and written into a private
+    /// temporary root, removed when the returned value is dropped.
+    pub fn base_root(&self, reference: &str, platform: &str) -> Result<layers::TempRoot, RegistryError> {
+        let (r, manifest) = self.platform_manifest(reference, platform)?;
+        let invalid = |message: String| RegistryError::Invalid {
+            reference: reference.to_string(),
+            message,
+        };
+        let mut tree = layers::Tree::default();
+        for layer in &manifest.layers {
+            let descriptor = oci_client::manifest::OciDescriptor {
+                media_type: layer.media_type.clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+                ..Default::default()
+            };
+            let (tx, reader) = layers::ChannelReader::new();
+            let (this, image, wanted) = (self, &r, &descriptor);
+            let applied = std::thread::scope(|scope| {
+                let fetch = scope.spawn(move || {
+                    this.rt.block_on(async {
+                        match this.oci.pull_blob_stream(image, wanted).await {
+                            Ok(mut stream) => {
+                                while let Some(chunk) = stream.next().await {
+                                    let chunk = chunk.map_err(|e| e.to_string());
+                                    let stop = chunk.is_err();
+                                    if tx.send(chunk).is_err() || stop {
+                                        break;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(this.classify(reference, image, e).to_string()));
+                            }
+                        }
+                        drop(tx);
+                    });
+                });
+                let result = layers::decompress(&layer.media_type, reader)
+                    .and_then(|stream| tree.apply_layer(stream));
+                // The reader is gone: the fetching thread stops at its next chunk.
+                let _ = fetch.join();
+                result
+            });
+            applied.map_err(|e| invalid(format!("layer {}: {e}", layer.digest)))?;
+        }
+        let root = layers::TempRoot::new("base").map_err(|e| RegistryError::Other {
+            reference: reference.to_string(),
+            message: format!("cannot create a temporary directory: {e}"),
+        })?;
+        tree.write_to(&root.path).map_err(|e| RegistryError::Other {
+            reference: reference.to_string(),
+            message: format!("cannot write the base's files: {e}"),
+        })?;
+        Ok(root)
+    }
+
     fn timeout_error(&self, text: &str, r: &Reference) -> RegistryError {
         RegistryError::Unreachable {
             reference: text.to_string(),

@@ -12,6 +12,8 @@ const IO: &[&str] = &[
     "crate::input",
     "crate::action",
     "crate::cli",
+    "crate::registry",
+    "crate::dockerfile",
     "crate::config",
     "crate::facts",
     "crate::inventory::gather",
