@@ -59,3 +59,17 @@ if [[ $(id -u) -eq 0 ]]; then
 else
   echo "worst-case benchmark skipped: needs root (overlay mounts)"
 fi
+
+# Dockerfiles: `dockerfile check` over 200 Dockerfiles against a registry on loopback, beside
+# `skopeo inspect` of the same references (root only: the registry rig's images are built
+# from the root-owned test roots).
+if [[ $(id -u) -eq 0 ]]; then
+  echo
+  tests/rigs/registry.sh >/dev/null
+  python3 tests/bench/dockerfile.py \
+    --containerspec target/release/containerspec \
+    --layouts "$cache/registry/layouts" \
+    --rounds "${2:-5}"
+else
+  echo "dockerfile benchmark skipped: needs root (tests/rigs/registry.sh builds the images)"
+fi
