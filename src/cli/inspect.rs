@@ -8,8 +8,10 @@ use clap::Args;
 
 use super::{CliError, print_json, render};
 use crate::input::target::Target;
+use crate::inventory::cpu::HostCpu;
 use crate::inventory::gather::{Request, gather};
 use crate::inventory::hostcache::host_cpu_cached;
+use crate::inventory::model::Inventory;
 
 #[derive(Debug, Args)]
 #[command(
@@ -32,18 +34,7 @@ pub struct InspectArgs {
 
 pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
     let target = Target::open(&args.target)?;
-    // The container will run on this CPU: its loader searches these hwcaps directories.
-    let cpu = host_cpu_cached(true);
-    let hwcaps = cpu.hwcaps();
-    let request = Request {
-        process: target.process.as_ref(),
-        annotations: Some(&target.annotations),
-        all: args.all,
-        hwcaps,
-    };
-    let inventory = gather(&target.rootfs, &request);
-    // A search that met damage in an image went on as if the file were missing.
-    target.damage()?;
+    let (inventory, cpu) = inventory_of(&target, args.all, true)?;
     if args.json {
         print_json(&inventory)?;
     } else {
@@ -52,4 +43,27 @@ pub fn run(args: &InspectArgs) -> Result<u8, CliError> {
         super::print_text(&text)?;
     }
     Ok(0)
+}
+
+/// A target's inventory as `inspect` reads it (`labels` reads it the same way), with the
+/// CPU it was read for. `with_labels`: whether the labels the target carries join the
+/// inventory (its `labels`, and a declared CPU target in its requirement).
+pub(super) fn inventory_of(
+    target: &Target,
+    all: bool,
+    with_labels: bool,
+) -> Result<(Inventory, HostCpu), CliError> {
+    // The container will run on this CPU: its loader searches these hwcaps directories.
+    let cpu = host_cpu_cached(true);
+    let hwcaps = cpu.hwcaps();
+    let request = Request {
+        process: target.process.as_ref(),
+        annotations: with_labels.then_some(&target.annotations),
+        all,
+        hwcaps,
+    };
+    let inventory = gather(&target.rootfs, &request);
+    // A search that met damage in an image went on as if the file were missing.
+    target.damage()?;
+    Ok((inventory, cpu))
 }

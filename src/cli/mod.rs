@@ -7,6 +7,7 @@ mod generate;
 mod hook;
 mod host;
 mod inspect;
+mod labels;
 mod render;
 pub mod schema;
 
@@ -17,6 +18,7 @@ pub use check_bundle::CheckBundleArgs;
 pub use hook::HookArgs;
 pub use host::HostArgs;
 pub use inspect::InspectArgs;
+pub use labels::LabelsArgs;
 
 /// Errors a command reports before exiting with status 2.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ runtime with the host's, reading files only: nothing from the image is ever exec
 Exit status: 0 success, 1 a negative verdict, 2 an error in the input or the invocation.",
     after_help = "Examples:\n  containerspec host\n  containerspec host --json | jq .mpi\n  \
 containerspec inspect /var/lib/images/bookworm-mpich\n  containerspec inspect ./bundle --all --json\n  \
-containerspec check-bundle ./bundle --inject mpi\n  containerspec apptainer exec --inject mpi app.sif ./solver"
+containerspec labels ./rootfs --check\n  containerspec check-bundle ./bundle --inject mpi\n  containerspec apptainer exec --inject mpi app.sif ./solver"
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace)
@@ -73,6 +75,11 @@ pub enum Command {
     /// Describe a container's rootfs or OCI bundle: libc, required glibc, MPI, CUDA,
     /// required CPU target, entrypoint and its libraries
     Inspect(InspectArgs),
+    /// The labels an image should carry, from what its files say (MPI family and
+    /// release, glibc shipped and required, GPU runtime, archspec CPU target), as
+    /// Dockerfile LABEL lines, an Apptainer %labels section or JSON; --check compares the
+    /// labels it carries with its files and exits 1 on a contradiction
+    Labels(LabelsArgs),
     /// Decide whether an OCI bundle can start on this host, and plan the injection of
     /// verified host MPI and GPU libraries
     CheckBundle(CheckBundleArgs),
@@ -112,6 +119,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Host(args) => host::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Labels(args) => labels::run(args),
         Command::CheckBundle(args) => check_bundle::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Apptainer(args) => {

@@ -26,6 +26,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "apptainer-check.json",
             value(schema_for!(super::apptainer::CheckJson<'static>)),
         ),
+        ("labels.json", value(schema_for!(super::labels::LabelsJson))),
     ]
 }
 

@@ -406,7 +406,7 @@ fn cuda_version(inv: &Inventory) -> Result<Found, String> {
         if majors.is_empty() {
             String::new()
         } else {
-            format!(" (only its major version: {})", majors.join(", "))
+            format!(", only its major version {}", majors.join(", "))
         },
         cuda_from(inv).join(", ")
     ))
@@ -448,10 +448,11 @@ fn files_cpu(inv: &Inventory) -> Result<FilesCpu<'_>, String> {
                 .to_string()
         } else {
             format!(
-                "no examined file records its target ({}{} record no ISA-level note, -march or \
+                "no examined file records its target ({}{} {} no ISA-level note, -march or \
                  GOAMD64)",
                 some.join(", "),
-                more(m.unmarked.len(), some.len())
+                more(m.unmarked.len(), some.len()),
+                verb(m.unmarked.len())
             )
         });
     }
@@ -470,6 +471,10 @@ fn files_cpu(inv: &Inventory) -> Result<FilesCpu<'_>, String> {
         features,
         from,
     })
+}
+
+fn verb(n: usize) -> &'static str {
+    if n == 1 { "records" } else { "record" }
 }
 
 fn more(all: usize, shown: usize) -> String {
@@ -554,9 +559,10 @@ fn cpu_target(inv: &Inventory) -> Result<Found, String> {
     if m.status == TargetStatus::Partial {
         let some: Vec<&str> = m.unmarked.iter().take(3).map(String::as_str).collect();
         notes.push(format!(
-            "a lower bound: {}{} record no target",
+            "a lower bound: {}{} {} no target",
             some.join(", "),
-            more(m.unmarked.len(), some.len())
+            more(m.unmarked.len(), some.len()),
+            verb(m.unmarked.len())
         ));
     }
     let from = if files.from.is_empty() {

@@ -1,7 +1,7 @@
 //! What the commands print is what `docs/schema/` declares: every field of the real JSON
 //! of `inspect`, `host`, `check-bundle` (compatible with a plan and its environment, and
-//! refused) and `apptainer check` is a property of the schema generated from the types
-//! (`src/cli/schema.rs` keeps those files equal to the types).
+//! refused), `apptainer check` and `labels --check` is a property of the schema generated
+//! from the types (`src/cli/schema.rs` keeps those files equal to the types).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -124,4 +124,9 @@ fn printed_json_is_declared() {
         &[0],
     );
     check("apptainer-check.json", &sandbox);
+    // The labels and their comparison (the bundle carries the inject annotation only).
+    check(
+        "labels.json",
+        &run(&["labels", &b_new, "--check", "--json"], &[0]),
+    );
 }

@@ -206,7 +206,10 @@ fn cuda_runtimes_versioned_or_not() {
         .find(|u| u.key == CUDA_VERSION)
         .unwrap()
         .reason;
-    assert!(why.contains("only its major version: 12"), "{why}");
+    assert!(
+        why.contains("only its major version 12 (/usr/local/cuda-12.4/lib64"),
+        "{why}"
+    );
     // The rule used to call gpu=cuda a contradiction here (no highest stated version).
     let checks = check(
         &carried(&[(GPU, "cuda"), (CUDA_VERSION, "12")]),
