@@ -531,3 +531,92 @@ fn bad_input_names_the_file_and_line_and_changes_nothing() {
     assert_eq!(code, 2);
     assert!(err.contains("missing"), "{err}");
 }
+
+/// The GitHub Action in contrib/: its definition declares every input its step uses, and
+/// its step, run as the runner runs it (INPUT_* variables, GITHUB_OUTPUT, the summary),
+/// checks and updates Dockerfiles against a real registry.
+#[test]
+fn the_github_action_checks_and_updates() {
+    let action_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/github-action");
+    let text = std::fs::read_to_string(action_dir.join("action.yml")).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
+    let action = &docs[0];
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
+    let declared: Vec<String> = action["inputs"]
+        .as_hash()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let mut used = 0;
+    for piece in text.split("${{ inputs.").skip(1) {
+        let name = piece.split(' ').next().unwrap();
+        assert!(declared.iter().any(|d| d == name), "input {name} is used but not declared");
+        used += 1;
+    }
+    assert!(used >= declared.len(), "every input reaches the step");
+    assert!(
+        action["runs"]["steps"][0]["run"]
+            .as_str()
+            .unwrap()
+            .contains("$GITHUB_ACTION_PATH/run.sh")
+    );
+
+    let Some(reg) = Registry::start(None) else {
+        return;
+    };
+    reg.push("base:bookworm", "base:stable");
+    let dir = TempDir::new("dockerfile-action");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let file = write(&repo, "Dockerfile", &format!("FROM {}/base:stable\n", reg.addr()));
+    let step = |command: &str| {
+        let output = dir.path().join(format!("{command}.output"));
+        let summary = dir.path().join(format!("{command}.summary"));
+        let out = std::process::Command::new(action_dir.join("run.sh"))
+            .current_dir(&repo)
+            .env("GITHUB_ACTION_PATH", &action_dir)
+            .env("CONTAINERSPEC", env!("CARGO_BIN_EXE_containerspec"))
+            .env("RUNNER_TEMP", dir.path())
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("INPUT_COMMAND", command)
+            .env("INPUT_PATHS", ".")
+            .env("INPUT_TO_NEWER_TAGS", "false")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            std::fs::read_to_string(output).unwrap_or_default(),
+            std::fs::read_to_string(summary).unwrap_or_default(),
+        )
+    };
+    let (code, stdout, outputs, summary) = step("check");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("::warning file=./Dockerfile,line=1::") && stdout.contains("unpinned"),
+        "{stdout}"
+    );
+    assert!(outputs.contains("status=1\n") && outputs.contains("changed=0\n"), "{outputs}");
+    let report_path = outputs
+        .lines()
+        .find_map(|l| l.strip_prefix("report="))
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_path).unwrap()).unwrap();
+    assert_eq!(report["summary"]["unpinned"], 1);
+    assert!(summary.contains("unpinned: 1"), "{summary}");
+
+    let (code, stdout, outputs, _) = step("update");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(outputs.contains("changed=1\n"), "{outputs}");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(&layout_digest("base:bookworm"))
+    );
+    let (code, _, outputs, _) = step("check");
+    assert_eq!(code, Some(0));
+    assert!(outputs.contains("status=0\n"), "{outputs}");
+}
