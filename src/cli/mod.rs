@@ -3,6 +3,7 @@
 mod apptainer;
 mod cdi;
 mod check_bundle;
+mod dockerfile;
 mod generate;
 mod hook;
 mod host;
@@ -94,6 +95,10 @@ pub enum Command {
     /// Container Device Interface specs: write them from this host's verified MPI and GPU
     /// driver (each device runs containerspec's check), or check any vendor's
     Cdi(cdi::CdiArgs),
+    /// Dockerfiles and Containerfiles: check, pin and update their base images against
+    /// the registry (digests, newer tags of the same track, the OCI base-image labels),
+    /// refusing moves to an image that would no longer run on the hosts given
+    Dockerfile(dockerfile::DockerfileArgs),
     /// Man pages and shell completions, generated from this command's own definition
     Generate(generate::GenerateArgs),
 }
@@ -129,6 +134,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
             apptainer::run(args, crate::action::apptainer::Flavor::Singularity)
         }
         Command::Cdi(args) => cdi::run(args),
+        Command::Dockerfile(args) => dockerfile::run(args),
         Command::Generate(args) => generate::run(args),
     }
 }

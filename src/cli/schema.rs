@@ -27,6 +27,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             value(schema_for!(super::apptainer::CheckJson<'static>)),
         ),
         ("labels.json", value(schema_for!(super::labels::LabelsJson))),
+        (
+            "dockerfile.json",
+            value(schema_for!(super::dockerfile::Report)),
+        ),
     ]
 }
 
