@@ -567,7 +567,8 @@ pub fn platform_matches(offered: &str, wanted: &str) -> bool {
     o.len() >= 2 && w.len() >= 2 && o[0] == w[0] && o[1] == w[1] && (w.len() < 3 || o.get(2) == w.get(2))
 }
 
-fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<Manifest, RegistryError> {
+/// Reads a manifest or index as a registry sent it: size, JSON, schema version, digests.
+pub fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<Manifest, RegistryError> {
     let invalid = |message: String| RegistryError::Invalid {
         reference: reference.to_string(),
         message,
