@@ -16,10 +16,11 @@ use crate::dockerfile::rewrite::{Labels, StageChange};
 use crate::dockerfile::{Base, Dockerfile, Written, is_dockerfile_name, tags};
 use crate::engine::finding::{Finding, Severity};
 use crate::engine::hostdesc::{HostDescription, judge_base};
-use crate::registry::{self, AuthFiles, Client, Options, Resolved, RegistryError};
+use crate::registry::{self, AuthFiles, Client, Options, RegistryError, Resolved};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Paths are Dockerfiles or Containerfiles, or directories searched for them \
+#[command(
+    after_help = "Paths are Dockerfiles or Containerfiles, or directories searched for them \
 (Dockerfile, Containerfile, Dockerfile.*, *.Dockerfile, Containerfile.*).\n\n\
 Every base image is resolved against its registry through the OCI distribution API: the digest \
 of the image index for multi-platform images (what a pin names), and each platform's manifest \
@@ -30,7 +31,8 @@ address are reached over plain HTTP, as Docker does; others need --insecure-regi
 Examples:\n  containerspec dockerfile check .\n  \
 containerspec dockerfile pin docker/Dockerfile\n  \
 containerspec dockerfile update --to-newer-tags --hosts nodes/ .\n  \
-containerspec dockerfile check --json images/ | jq '.files[].bases[] | select(.status != \"current\")'")]
+containerspec dockerfile check --json images/ | jq '.files[].bases[] | select(.status != \"current\")'"
+)]
 pub struct DockerfileArgs {
     #[command(subcommand)]
     pub command: DockerfileCommand,
@@ -527,14 +529,13 @@ impl Context<'_> {
                     let text = file.text[span.clone()].to_string();
                     (span, text)
                 }),
-            None if uses_args.is_empty() => {
-                Some((stage.image_span.clone(), stage.image.clone()))
-            }
+            None if uses_args.is_empty() => Some((stage.image_span.clone(), stage.image.clone())),
             None => None,
         };
         if r.tag().is_none() && r.digest().is_some() {
             report.status = "pinned".into();
-            report.note = Some("pinned to a digest without a tag: nothing to compare it with".into());
+            report.note =
+                Some("pinned to a digest without a tag: nothing to compare it with".into());
             let name = format!("{}/{}", r.registry(), r.repository());
             return (report, change, r.digest().map(|d| (name, d.to_string())));
         }
@@ -590,7 +591,11 @@ impl Context<'_> {
                     }
                 }
             }
-            if report.pinned.as_deref().is_some_and(|d| d != current.digest) {
+            if report
+                .pinned
+                .as_deref()
+                .is_some_and(|d| d != current.digest)
+            {
                 candidates.push((tag.clone(), current.digest.clone()));
             }
             for (t, digest) in candidates {
@@ -756,7 +761,7 @@ fn read_entry(path: PathBuf, build_args: &BTreeMap<String, String>) -> Entry {
         },
         Err(e) => {
             let error = match e.strip_prefix("line ") {
-                Some(rest) => format!("{shown}:{}", rest.replacen(": ", ": ", 1)),
+                Some(rest) => format!("{shown}:{rest}"),
                 None => format!("{shown}: {e}"),
             };
             Entry {
@@ -812,7 +817,12 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, budget: &mut usize, depth: usize) -> Result<(), CliError> {
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    budget: &mut usize,
+    depth: usize,
+) -> Result<(), CliError> {
     if depth > 32 {
         return Ok(());
     }
@@ -867,7 +877,9 @@ fn load_hosts(u: &UpdateArgs) -> Result<Vec<(String, HostDescription)>, CliError
         out.push((root.display().to_string(), host));
     }
     if !u.hosts.is_empty() && out.is_empty() {
-        return Err(CliError::Action("--hosts: no host description (*.json) found".into()));
+        return Err(CliError::Action(
+            "--hosts: no host description (*.json) found".into(),
+        ));
     }
     Ok(out)
 }
@@ -1011,9 +1023,18 @@ fn render(report: &Report) -> String {
                 let _ = writeln!(out, "             {a}");
             }
             for r in &b.refused {
-                let _ = writeln!(out, "             refused {} for host {}:", r.candidate, r.host);
+                let _ = writeln!(
+                    out,
+                    "             refused {} for host {}:",
+                    r.candidate, r.host
+                );
                 for finding in &r.findings {
-                    let _ = writeln!(out, "               [{}] {}", finding.code.as_str(), finding.message);
+                    let _ = writeln!(
+                        out,
+                        "               [{}] {}",
+                        finding.code.as_str(),
+                        finding.message
+                    );
                 }
             }
             if let Some(n) = &b.note {

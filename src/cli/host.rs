@@ -6,12 +6,12 @@ use clap::Args;
 
 use super::{CliError, print_json, render};
 use crate::config::Config;
+use crate::engine::hostdesc::{HostDescription, Installation};
 use crate::input::rootfs::RootFs;
 use crate::inventory::gather::{Request, gather};
 use crate::inventory::hostcache::host_cpu_cached;
 use crate::inventory::loader::Loader;
 use crate::inventory::model::Kernel;
-use crate::engine::hostdesc::{HostDescription, Installation};
 use crate::inventory::mpi_host::{self, Sources};
 
 #[derive(Debug, Args)]

@@ -76,7 +76,12 @@ mod tests {
 
     #[test]
     fn dockerfile_names() {
-        for n in ["Dockerfile", "Containerfile", "Dockerfile.cuda", "app.Dockerfile"] {
+        for n in [
+            "Dockerfile",
+            "Containerfile",
+            "Dockerfile.cuda",
+            "app.Dockerfile",
+        ] {
             assert!(is_dockerfile_name(n), "{n}");
         }
         assert!(!is_dockerfile_name("Makefile"));

@@ -347,11 +347,11 @@ fn base_of(
         Ok(e) => e,
         Err(reason) => return Base::Unresolved { reason },
     };
-    if let Some(stage) = stages
-        .iter()
-        .rev()
-        .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&expanded.text)))
-    {
+    if let Some(stage) = stages.iter().rev().find(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(&expanded.text))
+    }) {
         return Base::Stage(stage.index);
     }
     if expanded.text.eq_ignore_ascii_case("scratch") {
@@ -396,7 +396,8 @@ fn expand(
             .find(|a| a.name == name)
             .and_then(|a| a.default.clone())
     };
-    let declared = |name: &str| build_args.contains_key(name) || args.iter().any(|a| a.name == name);
+    let declared =
+        |name: &str| build_args.contains_key(name) || args.iter().any(|a| a.name == name);
     let mut text = String::new();
     let mut used = Vec::new();
     let mut rest = image;
@@ -531,13 +532,17 @@ mod tests {
         let mut args = BTreeMap::new();
         args.insert("TAG".to_string(), "trixie".to_string());
         let d = Dockerfile::parse("ARG TAG=bookworm\nFROM debian:$TAG\n", &args).unwrap();
-        assert!(matches!(&d.stages[0].base, Base::Image { reference, .. } if reference == "debian:trixie"));
+        assert!(
+            matches!(&d.stages[0].base, Base::Image { reference, .. } if reference == "debian:trixie")
+        );
         let d = parse("ARG TAG\nFROM debian:${TAG}\n");
         assert!(
             matches!(&d.stages[0].base, Base::Unresolved { reason } if reason.contains("ARG TAG has no value"))
         );
         let d = parse("FROM debian:${NOPE:-bookworm}\nFROM debian:${NOPE2}\n");
-        assert!(matches!(&d.stages[0].base, Base::Image { reference, .. } if reference == "debian:bookworm"));
+        assert!(
+            matches!(&d.stages[0].base, Base::Image { reference, .. } if reference == "debian:bookworm")
+        );
         assert!(
             matches!(&d.stages[1].base, Base::Unresolved { reason } if reason.contains("not an ARG declared"))
         );
@@ -573,8 +578,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let e = Dockerfile::parse("FROM debian\nRUN true\n\"broken\n", &BTreeMap::new())
-            .unwrap_err();
+        let e =
+            Dockerfile::parse("FROM debian\nRUN true\n\"broken\n", &BTreeMap::new()).unwrap_err();
         assert!(e.line.is_some(), "{e:?}");
         let e = Dockerfile::parse("# escape=`\nFROM debian\n", &BTreeMap::new()).unwrap_err();
         assert_eq!(e.line, Some(1));

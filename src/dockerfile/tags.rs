@@ -134,11 +134,26 @@ mod tests {
     #[test]
     fn versions_move_in_their_last_number_only() {
         assert_eq!(
-            newer("12.1", &["12.0", "12.1", "12.2", "12.10", "13.0", "12.2-slim", "latest", "12"]),
+            newer(
+                "12.1",
+                &[
+                    "12.0",
+                    "12.1",
+                    "12.2",
+                    "12.10",
+                    "13.0",
+                    "12.2-slim",
+                    "latest",
+                    "12"
+                ]
+            ),
             ["12.2", "12.10"]
         );
         assert_eq!(
-            newer("3.11.7-slim", &["3.11.8-slim", "3.12.0-slim", "3.11.9", "3.11.10-slim"]),
+            newer(
+                "3.11.7-slim",
+                &["3.11.8-slim", "3.12.0-slim", "3.11.9", "3.11.10-slim"]
+            ),
             ["3.11.8-slim", "3.11.10-slim"]
         );
     }
@@ -148,7 +163,13 @@ mod tests {
         assert_eq!(
             newer(
                 "bookworm-20250101",
-                &["bookworm-20250203", "bookworm-20241201", "trixie-20250301", "bookworm-2", "bookworm"]
+                &[
+                    "bookworm-20250203",
+                    "bookworm-20241201",
+                    "trixie-20250301",
+                    "bookworm-2",
+                    "bookworm"
+                ]
             ),
             ["bookworm-20250203"]
         );

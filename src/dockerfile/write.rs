@@ -25,7 +25,10 @@ pub fn replace(path: &Path, text: &str) -> std::io::Result<()> {
         .unwrap_or_default();
     let mut attempt = 0u32;
     let (tmp, mut file) = loop {
-        let tmp = dir.join(format!(".{name}.containerspec-{}-{attempt}", std::process::id()));
+        let tmp = dir.join(format!(
+            ".{name}.containerspec-{}-{attempt}",
+            std::process::id()
+        ));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -42,7 +45,9 @@ pub fn replace(path: &Path, text: &str) -> std::io::Result<()> {
     };
     let result = (|| {
         file.write_all(text.as_bytes())?;
-        file.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode() & 0o7777))?;
+        file.set_permissions(std::fs::Permissions::from_mode(
+            meta.permissions().mode() & 0o7777,
+        ))?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // The rename is durable once the directory is.

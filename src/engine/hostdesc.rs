@@ -74,7 +74,10 @@ impl Installation {
             .flat_map(|l| &l.needs)
             .filter_map(|n| {
                 highest_node(
-                    n.versions.iter().filter(|v| !v.weak).map(|v| v.name.as_str()),
+                    n.versions
+                        .iter()
+                        .filter(|v| !v.weak)
+                        .map(|v| v.name.as_str()),
                     "GLIBC_",
                 )
             })

@@ -25,7 +25,12 @@ pub struct Credential {
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credential({} from {})", self.username, self.from.display())
+        write!(
+            f,
+            "Credential({} from {})",
+            self.username,
+            self.from.display()
+        )
     }
 }
 
@@ -57,9 +62,9 @@ impl AuthFiles {
         for path in paths {
             match read(&path) {
                 Ok(Some(file)) => out.files.push(file),
-                Ok(None) if explicit.is_some() => {
-                    out.problems.push(format!("{}: no such file", path.display()))
-                }
+                Ok(None) if explicit.is_some() => out
+                    .problems
+                    .push(format!("{}: no such file", path.display())),
                 Ok(None) => {}
                 Err(e) => out.problems.push(format!("{}: {e}", path.display())),
             }
@@ -102,7 +107,11 @@ impl AuthFiles {
 }
 
 fn default_paths() -> Vec<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let home = env("HOME");
     let mut paths = Vec::new();
     if let Some(p) = env("REGISTRY_AUTH_FILE") {
@@ -163,8 +172,8 @@ fn read(path: &Path) -> Result<Option<AuthFile>, String> {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .map_err(|e| format!("auths.{key:?}.auth: not base64: {e}"))?;
-            let text = String::from_utf8(decoded)
-                .map_err(|_| format!("auths.{key:?}.auth: not UTF-8"))?;
+            let text =
+                String::from_utf8(decoded).map_err(|_| format!("auths.{key:?}.auth: not UTF-8"))?;
             let Some((u, p)) = text.split_once(':') else {
                 return Err(format!("auths.{key:?}.auth: not user:password"));
             };
@@ -188,7 +197,10 @@ fn normalise(key: &str) -> String {
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
-    let k = k.strip_suffix("/v1/").or_else(|| k.strip_suffix("/v1")).unwrap_or(k);
+    let k = k
+        .strip_suffix("/v1/")
+        .or_else(|| k.strip_suffix("/v1"))
+        .unwrap_or(k);
     let k = k.trim_end_matches('/');
     match k {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
@@ -240,12 +252,28 @@ mod tests {
         assert!(files.problems.is_empty(), "{:?}", files.problems);
         let (c, _) = files.find("127.0.0.1:5000", "team/app");
         let c = c.unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("team", "two:with:colons"));
-        assert_eq!(files.find("127.0.0.1:5000", "other").0.unwrap().username, "all");
-        assert_eq!(files.find("docker.io", "library/debian").0.unwrap().username, "hub");
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("team", "two:with:colons")
+        );
+        assert_eq!(
+            files.find("127.0.0.1:5000", "other").0.unwrap().username,
+            "all"
+        );
+        assert_eq!(
+            files
+                .find("docker.io", "library/debian")
+                .0
+                .unwrap()
+                .username,
+            "hub"
+        );
         let (none, note) = files.find("ghcr.example", "x/y");
         assert!(none.is_none());
-        assert!(note.unwrap().contains("docker-credential-secretservice is not run"));
+        assert!(
+            note.unwrap()
+                .contains("docker-credential-secretservice is not run")
+        );
         // The secret never reaches a debug print.
         assert!(!format!("{c:?}").contains("two"));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -257,7 +285,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = write(&dir, "a.json", r#"{"auths": {"r": {"auth": "%%%"}}}"#);
         let files = AuthFiles::load(Some(&p));
-        assert!(files.problems[0].contains("not base64"), "{:?}", files.problems);
+        assert!(
+            files.problems[0].contains("not base64"),
+            "{:?}",
+            files.problems
+        );
         let missing = AuthFiles::load(Some(&dir.join("nope.json")));
         assert!(missing.problems[0].contains("no such file"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -119,7 +119,9 @@ impl Tree {
             self.remove_tree(&path);
         }
         if self.nodes.len() >= MAX_NODES {
-            return Err(format!("more than {MAX_NODES} directories and links in the image"));
+            return Err(format!(
+                "more than {MAX_NODES} directories and links in the image"
+            ));
         }
         self.nodes.insert(path, node);
         Ok(())
@@ -131,9 +133,7 @@ impl Tree {
         let entries = archive.entries().map_err(|e| format!("not a tar: {e}"))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| format!("tar entry: {e}"))?;
-            let raw = entry
-                .path_bytes()
-                .into_owned();
+            let raw = entry.path_bytes().into_owned();
             let Ok(path) = String::from_utf8(raw) else {
                 continue;
             };
@@ -341,7 +341,10 @@ pub fn decompress<'a>(
     media_type: &str,
     reader: impl Read + 'a,
 ) -> Result<Box<dyn Read + 'a>, String> {
-    if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") || media_type.ends_with("tar.gzip") {
+    if media_type.ends_with("+gzip")
+        || media_type.ends_with(".gzip")
+        || media_type.ends_with("tar.gzip")
+    {
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)));
     }
     if media_type.ends_with("+zstd") {

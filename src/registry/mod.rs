@@ -326,7 +326,11 @@ impl Client {
     /// The loader, libc and release files of `reference`'s image for `platform`, read from
     /// its layers as they stream (nothing else is kept) and written into a private
     /// temporary root, removed when the returned value is dropped.
-    pub fn base_root(&self, reference: &str, platform: &str) -> Result<layers::TempRoot, RegistryError> {
+    pub fn base_root(
+        &self,
+        reference: &str,
+        platform: &str,
+    ) -> Result<layers::TempRoot, RegistryError> {
         let (r, manifest) = self.platform_manifest(reference, platform)?;
         let invalid = |message: String| RegistryError::Invalid {
             reference: reference.to_string(),
@@ -356,7 +360,8 @@ impl Client {
                                 }
                             }
                             Err(e) => {
-                                let _ = tx.send(Err(this.classify(reference, image, e).to_string()));
+                                let _ =
+                                    tx.send(Err(this.classify(reference, image, e).to_string()));
                             }
                         }
                         drop(tx);
@@ -374,10 +379,11 @@ impl Client {
             reference: reference.to_string(),
             message: format!("cannot create a temporary directory: {e}"),
         })?;
-        tree.write_to(&root.path).map_err(|e| RegistryError::Other {
-            reference: reference.to_string(),
-            message: format!("cannot write the base's files: {e}"),
-        })?;
+        tree.write_to(&root.path)
+            .map_err(|e| RegistryError::Other {
+                reference: reference.to_string(),
+                message: format!("cannot write the base's files: {e}"),
+            })?;
         Ok(root)
     }
 
@@ -564,7 +570,11 @@ impl Manifest {
 pub fn platform_matches(offered: &str, wanted: &str) -> bool {
     let o: Vec<&str> = offered.split('/').collect();
     let w: Vec<&str> = wanted.split('/').collect();
-    o.len() >= 2 && w.len() >= 2 && o[0] == w[0] && o[1] == w[1] && (w.len() < 3 || o.get(2) == w.get(2))
+    o.len() >= 2
+        && w.len() >= 2
+        && o[0] == w[0]
+        && o[1] == w[1]
+        && (w.len() < 3 || o.get(2) == w.get(2))
 }
 
 /// Reads a manifest or index as a registry sent it: size, JSON, schema version, digests.
@@ -588,7 +598,9 @@ pub fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<Manifest, Registr
         )));
     }
     if m.manifests.is_empty() && m.config.is_none() {
-        return Err(invalid("neither an index (manifests) nor a manifest (config)".into()));
+        return Err(invalid(
+            "neither an index (manifests) nor a manifest (config)".into(),
+        ));
     }
     for d in m.manifests.iter().chain(&m.layers).chain(&m.config) {
         let ok = d
@@ -596,7 +608,10 @@ pub fn parse_manifest(reference: &str, bytes: &[u8]) -> Result<Manifest, Registr
             .strip_prefix("sha256:")
             .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         if !ok {
-            return Err(invalid(format!("descriptor digest {:?} is not sha256", d.digest)));
+            return Err(invalid(format!(
+                "descriptor digest {:?} is not sha256",
+                d.digest
+            )));
         }
     }
     Ok(m)
@@ -608,7 +623,13 @@ mod tests {
 
     #[test]
     fn loopback_registries() {
-        for r in ["127.0.0.1:5000", "localhost", "localhost:5000", "[::1]:5000", "127.1.2.3"] {
+        for r in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:5000",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(r), "{r}");
         }
         for r in ["docker.io", "10.0.0.1:5000", "registry.example"] {
@@ -620,10 +641,20 @@ mod tests {
     fn manifests_are_checked() {
         let ok = br#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#;
         let m = parse_manifest("r", ok).unwrap();
-        assert_eq!(m.manifests[0].platform.as_ref().unwrap().text(), "linux/arm64/v8");
-        for bad in [&b"<html>"[..], br#"{"schemaVersion":1}"#, br#"{"schemaVersion":2}"#,
-            br#"{"schemaVersion":2,"config":{"digest":"md5:x"}}"#] {
-            assert!(matches!(parse_manifest("r", bad), Err(RegistryError::Invalid { .. })));
+        assert_eq!(
+            m.manifests[0].platform.as_ref().unwrap().text(),
+            "linux/arm64/v8"
+        );
+        for bad in [
+            &b"<html>"[..],
+            br#"{"schemaVersion":1}"#,
+            br#"{"schemaVersion":2}"#,
+            br#"{"schemaVersion":2,"config":{"digest":"md5:x"}}"#,
+        ] {
+            assert!(matches!(
+                parse_manifest("r", bad),
+                Err(RegistryError::Invalid { .. })
+            ));
         }
         assert!(platform_matches("linux/arm64/v8", "linux/arm64"));
         assert!(!platform_matches("linux/arm64/v8", "linux/arm64/v7"));

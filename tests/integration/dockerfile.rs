@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use crate::registry_rig::{Registry, layout_digest};
 use crate::util::{TempDir, cached_rootfs, containerspec};
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integration/golden/dockerfile");
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/integration/golden/dockerfile"
+);
 
 fn golden(name: &str, fill: &[(&str, &str)]) -> String {
     let mut text = std::fs::read_to_string(Path::new(GOLDEN).join(name)).unwrap();
@@ -119,7 +122,10 @@ fn pin_rewrites_every_form_exactly_as_the_golden_file() {
     let (code, stdout, stderr) = run(&["dockerfile", "pin", f]);
     // 1: one base (built from two ARGs) could not be pinned, and the report says why.
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stdout.contains("put the whole reference in one ARG default"), "{stdout}");
+    assert!(
+        stdout.contains("put the whole reference in one ARG default"),
+        "{stdout}"
+    );
     let expected = golden(
         "forms.pinned.Dockerfile",
         &[("REG", &addr), ("BOOKWORM", &bookworm), ("MULTI", &multi)],
@@ -163,7 +169,10 @@ fn a_repushed_tag_fails_check_and_update_moves_the_pin() {
     let base = &report["files"][0]["bases"][0];
     assert_eq!(base["status"], "stale");
     assert_eq!(base["pinned"], layout_digest("base:bookworm").as_str());
-    assert_eq!(base["resolved"]["digest"], layout_digest("base:trixie").as_str());
+    assert_eq!(
+        base["resolved"]["digest"],
+        layout_digest("base:trixie").as_str()
+    );
 
     let (code, out, err) = run(&["dockerfile", "update", d]);
     assert_eq!(code, 0, "{out}{err}");
@@ -174,7 +183,9 @@ fn a_repushed_tag_fails_check_and_update_moves_the_pin() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("org.opencontainers.image.base.digest=\"{trixie}\"")),
+        text.contains(&format!(
+            "org.opencontainers.image.base.digest=\"{trixie}\""
+        )),
         "{text}"
     );
     let (code, out, _) = run(&["dockerfile", "check", d]);
@@ -210,20 +221,29 @@ fn newer_tags_of_the_track_are_listed_and_taken() {
     assert_eq!(code, 1);
     let bases = &report["files"][0]["bases"];
     assert_eq!(bases[0]["newer_tags"], serde_json::json!(["12.2"]));
-    assert_eq!(bases[1]["newer_tags"], serde_json::json!(["bookworm-20250301"]));
+    assert_eq!(
+        bases[1]["newer_tags"],
+        serde_json::json!(["bookworm-20250301"])
+    );
 
     // Without --to-newer-tags update pins but keeps the tags.
     let (code, _, _) = run(&["dockerfile", "update", f]);
     assert_eq!(code, 0);
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains(&format!("base:12.1@{}", layout_digest("base:bullseye"))), "{text}");
+    assert!(
+        text.contains(&format!("base:12.1@{}", layout_digest("base:bullseye"))),
+        "{text}"
+    );
 
     let (code, out, err) = run(&["dockerfile", "update", "--to-newer-tags", f]);
     assert_eq!(code, 0, "{out}{err}");
     let text = std::fs::read_to_string(&file).unwrap();
     let a = reg.addr();
     assert!(
-        text.contains(&format!("FROM {a}/base:12.2@{} AS one\n", layout_digest("base:bookworm"))),
+        text.contains(&format!(
+            "FROM {a}/base:12.2@{} AS one\n",
+            layout_digest("base:bookworm")
+        )),
         "{text}"
     );
     assert!(
@@ -245,7 +265,11 @@ fn newer_tags_of_the_track_are_listed_and_taken() {
 /// A host description as an admin collects it: `host --root ROOT --json`.
 fn describe(root: &Path, into: &Path) -> PathBuf {
     let out = containerspec(&["host", "--root", root.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let path = into.join(format!(
         "{}.json",
         root.file_name().unwrap().to_string_lossy()
@@ -291,11 +315,22 @@ fn update_refuses_a_base_whose_glibc_the_hosts_mpi_cannot_load_into() {
     let f = file.to_str().unwrap();
     let h = hosts.to_str().unwrap();
     let (code, report) = json(&[
-        "dockerfile", "update", "--json", "--hosts", h, "--inject", "mpi", f,
+        "dockerfile",
+        "update",
+        "--json",
+        "--hosts",
+        h,
+        "--inject",
+        "mpi",
+        f,
     ]);
     assert_eq!(code, 1, "{report:#}");
     let after = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(after.lines().next(), before.lines().next(), "the pin did not move");
+    assert_eq!(
+        after.lines().next(),
+        before.lines().next(),
+        "the pin did not move"
+    );
     assert!(!after.contains(&layout_digest("base:bullseye")), "{after}");
     let refused = &report["files"][0]["bases"][0]["refused"][0];
     assert_eq!(refused["host"], "bookworm-mpich");
@@ -369,7 +404,12 @@ fn update_refuses_to_drop_a_platform_a_host_needs() {
     reg.push("base:bookworm", "app:base");
     let f = file.to_str().unwrap();
     let (code, report) = json(&[
-        "dockerfile", "update", "--json", "--hosts", hosts.to_str().unwrap(), f,
+        "dockerfile",
+        "update",
+        "--json",
+        "--hosts",
+        hosts.to_str().unwrap(),
+        f,
     ]);
     assert_eq!(code, 1, "{report:#}");
     let finding = &report["files"][0]["bases"][0]["refused"][0]["findings"][0];
@@ -420,7 +460,13 @@ fn credentials_come_from_auth_files() {
     // Wrong credentials: the file they came from is named.
     let wrong = write(dir.path(), "wrong.json", &auth("ci", "nope"));
     let (code, out, _) = run_env(
-        &["dockerfile", "pin", "--authfile", wrong.to_str().unwrap(), f],
+        &[
+            "dockerfile",
+            "pin",
+            "--authfile",
+            wrong.to_str().unwrap(),
+            f,
+        ],
         &[("HOME", home_s)],
     );
     assert_eq!(code, 2, "{out}");
@@ -434,10 +480,17 @@ fn credentials_come_from_auth_files() {
     // Podman's file, found through XDG_RUNTIME_DIR as podman login leaves it.
     let runtime = dir.path().join("run");
     std::fs::create_dir_all(runtime.join("containers")).unwrap();
-    write(&runtime.join("containers"), "auth.json", &auth("ci", "s3cret"));
+    write(
+        &runtime.join("containers"),
+        "auth.json",
+        &auth("ci", "s3cret"),
+    );
     let (code, out, err) = run_env(
         &["dockerfile", "pin", f],
-        &[("HOME", home_s), ("XDG_RUNTIME_DIR", runtime.to_str().unwrap())],
+        &[
+            ("HOME", home_s),
+            ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -466,7 +519,11 @@ fn bad_input_names_the_file_and_line_and_changes_nothing() {
     let a = reg.addr();
 
     // Unparsable.
-    let broken = write(d, "Dockerfile.broken", "FROM debian\nRUN true\n\"not an instruction\n");
+    let broken = write(
+        d,
+        "Dockerfile.broken",
+        "FROM debian\nRUN true\n\"not an instruction\n",
+    );
     let (code, out, _) = run(&["dockerfile", "pin", broken.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(&format!("{}:3:", broken.display())), "{out}");
@@ -486,7 +543,10 @@ fn bad_input_names_the_file_and_line_and_changes_nothing() {
     let noarg = write(d, "Dockerfile.noarg", "ARG TAG\nFROM debian:${TAG}\n");
     let (code, out, _) = run(&["dockerfile", "check", noarg.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains(&format!("{}:2:", noarg.display())) && out.contains("ARG TAG has no value"), "{out}");
+    assert!(
+        out.contains(&format!("{}:2:", noarg.display())) && out.contains("ARG TAG has no value"),
+        "{out}"
+    );
 
     // Unreachable: a loopback port nothing listens on.
     let port = {
@@ -495,9 +555,18 @@ fn bad_input_names_the_file_and_line_and_changes_nothing() {
     };
     let text = format!("FROM 127.0.0.1:{port}/base:bookworm\n");
     let gone = write(d, "Dockerfile.gone", &text);
-    let (code, out, _) = run(&["dockerfile", "pin", "--timeout", "5", gone.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "dockerfile",
+        "pin",
+        "--timeout",
+        "5",
+        gone.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains(&format!("cannot reach 127.0.0.1:{port}")), "{out}");
+    assert!(
+        out.contains(&format!("cannot reach 127.0.0.1:{port}")),
+        "{out}"
+    );
     assert_eq!(std::fs::read_to_string(&gone).unwrap(), text);
 
     // A server answering garbage to every request.
@@ -506,7 +575,9 @@ fn bad_input_names_the_file_and_line_and_changes_nothing() {
     let garbage = std::thread::spawn(move || {
         server.set_nonblocking(false).unwrap();
         for _ in 0..8 {
-            let Ok((mut s, _)) = server.accept() else { break };
+            let Ok((mut s, _)) = server.accept() else {
+                break;
+            };
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
             let body = "<html>certainly not a manifest</html>";
@@ -519,7 +590,13 @@ fn bad_input_names_the_file_and_line_and_changes_nothing() {
     });
     let text = format!("FROM 127.0.0.1:{gport}/base:bookworm\n");
     let junk = write(d, "Dockerfile.junk", &text);
-    let (code, out, err) = run(&["dockerfile", "pin", "--timeout", "5", junk.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "dockerfile",
+        "pin",
+        "--timeout",
+        "5",
+        junk.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("the registry's answer is not valid"), "{out}");
     assert!(!err.contains("panicked"), "{err}");
@@ -551,7 +628,10 @@ fn the_github_action_checks_and_updates() {
     let mut used = 0;
     for piece in text.split("${{ inputs.").skip(1) {
         let name = piece.split(' ').next().unwrap();
-        assert!(declared.iter().any(|d| d == name), "input {name} is used but not declared");
+        assert!(
+            declared.iter().any(|d| d == name),
+            "input {name} is used but not declared"
+        );
         used += 1;
     }
     assert!(used >= declared.len(), "every input reaches the step");
@@ -569,7 +649,11 @@ fn the_github_action_checks_and_updates() {
     let dir = TempDir::new("dockerfile-action");
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let file = write(&repo, "Dockerfile", &format!("FROM {}/base:stable\n", reg.addr()));
+    let file = write(
+        &repo,
+        "Dockerfile",
+        &format!("FROM {}/base:stable\n", reg.addr()),
+    );
     let step = |command: &str| {
         let output = dir.path().join(format!("{command}.output"));
         let summary = dir.path().join(format!("{command}.summary"));
@@ -598,7 +682,10 @@ fn the_github_action_checks_and_updates() {
         stdout.contains("::warning file=./Dockerfile,line=1::") && stdout.contains("unpinned"),
         "{stdout}"
     );
-    assert!(outputs.contains("status=1\n") && outputs.contains("changed=0\n"), "{outputs}");
+    assert!(
+        outputs.contains("status=1\n") && outputs.contains("changed=0\n"),
+        "{outputs}"
+    );
     let report_path = outputs
         .lines()
         .find_map(|l| l.strip_prefix("report="))
