@@ -237,3 +237,124 @@ pub fn judge_base(base: &Inventory, host: &HostDescription, inject_mpi: bool) ->
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::model::Libc;
+
+    fn base(arch: &str, family: LibcFamily, version: Option<&str>, features: &[&str]) -> Inventory {
+        let mut inv = Inventory {
+            arch: Some(arch.into()),
+            libc: Some(Libc {
+                family,
+                version: version.map(str::to_string),
+                version_source: None,
+                path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
+                loader: None,
+                max_symbol_version: None,
+            }),
+            ..Default::default()
+        };
+        inv.microarch.features = features.iter().map(|f| f.to_string()).collect();
+        inv.microarch.required = (!features.is_empty()).then(|| "x86_64_v3".to_string());
+        inv
+    }
+
+    fn host(arch: &str, usable: &[&str], mpi_glibc: Option<&str>) -> HostDescription {
+        let cpu = serde_json::from_value(serde_json::json!({
+            "arch": arch, "microarchitecture": "nehalem", "vendor": "GenuineIntel",
+            "generic_level": "x86_64_v2", "features": usable, "usable_features": usable,
+            "cross_check": {"source": "cpuid", "agrees": true, "notes": []}
+        }))
+        .expect("a CPU description");
+        HostDescription {
+            inventory: Inventory {
+                arch: Some(arch.into()),
+                cpu: Some(cpu),
+                ..Default::default()
+            },
+            mpi_installations: vec![Installation {
+                implementation: Some("MPICH".into()),
+                version: Some("4.0.2".into()),
+                abi: None,
+                soname: "libmpich.so.12".into(),
+                path: "/usr/lib/libmpich.so.12".into(),
+                origin: MpiOrigin::LoaderCache,
+                found_in: "/etc/ld.so.cache".into(),
+                prefix: None,
+                family: Vec::new(),
+                glibc_needed: mpi_glibc.map(str::to_string),
+                problems: Vec::new(),
+            }],
+        }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<(&'static str, bool)> {
+        f.iter()
+            .map(|f| {
+                (
+                    f.code.as_str(),
+                    f.severity == crate::engine::finding::Severity::Error,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn arch_cpu_and_the_hosts_mpi_decide() {
+        let h = host("x86_64", &["sse4_2", "popcnt"], Some("2.34"));
+        let ok = base("x86_64", LibcFamily::Glibc, Some("2.36"), &[]);
+        assert!(judge_base(&ok, &h, true).is_empty());
+        let old = base("x86_64", LibcFamily::Glibc, Some("2.31"), &[]);
+        let f = judge_base(&old, &h, true);
+        assert_eq!(codes(&f), [("glibc-too-old", true)]);
+        assert!(
+            f[0].message.contains("needs GLIBC_2.34") && f[0].message.contains("ships glibc 2.31")
+        );
+        // Without injection the host's MPI does not matter.
+        assert!(judge_base(&old, &h, false).is_empty());
+        let v3 = base(
+            "x86_64",
+            LibcFamily::Glibc,
+            Some("2.39"),
+            &["avx2", "fma", "popcnt"],
+        );
+        let f = judge_base(&v3, &h, false);
+        assert_eq!(codes(&f), [("microarch-unsupported", true)]);
+        assert!(f[0].message.contains("avx2"), "{}", f[0].message);
+        let arm = base("aarch64", LibcFamily::Glibc, Some("2.36"), &[]);
+        assert_eq!(
+            codes(&judge_base(&arm, &h, true)),
+            [("arch-mismatch", true)]
+        );
+    }
+
+    #[test]
+    fn what_the_files_cannot_tell_is_a_warning_never_a_pass() {
+        let h = host("x86_64", &[], Some("2.34"));
+        let unknown = base("x86_64", LibcFamily::Glibc, None, &[]);
+        assert_eq!(
+            codes(&judge_base(&unknown, &h, true)),
+            [("glibc-too-old", false)]
+        );
+        let none = Inventory::default();
+        assert_eq!(
+            codes(&judge_base(&none, &h, false)),
+            [("libc-family-mismatch", false)]
+        );
+        let musl = base("x86_64", LibcFamily::Musl, Some("1.2.3"), &[]);
+        assert_eq!(
+            codes(&judge_base(&musl, &h, true)),
+            [("libc-family-mismatch", true)]
+        );
+        // An older description without glibc_needed cannot vouch for the MPI.
+        let old_desc = host("x86_64", &[], None);
+        let ok = base("x86_64", LibcFamily::Glibc, Some("2.41"), &[]);
+        assert_eq!(
+            codes(&judge_base(&ok, &old_desc, true)),
+            [("glibc-too-old", false)]
+        );
+        assert_eq!(h.platform().as_deref(), Some("linux/amd64"));
+    }
+}

@@ -302,19 +302,30 @@ impl Drop for TempRoot {
 }
 
 /// A `Read` over chunks arriving on a channel from the thread that streams a blob.
+/// It ends the stream with an error past `limit` bytes (the descriptor's size: a registry
+/// that sends more is not sending that blob) or past `deadline`.
 pub struct ChannelReader {
     rx: Receiver<Result<bytes::Bytes, String>>,
     current: bytes::Bytes,
+    received: u64,
+    limit: u64,
+    deadline: std::time::Instant,
 }
 
 impl ChannelReader {
-    pub fn new() -> (SyncSender<Result<bytes::Bytes, String>>, ChannelReader) {
+    pub fn new(
+        limit: u64,
+        deadline: std::time::Instant,
+    ) -> (SyncSender<Result<bytes::Bytes, String>>, ChannelReader) {
         let (tx, rx) = sync_channel(16);
         (
             tx,
             ChannelReader {
                 rx,
                 current: bytes::Bytes::new(),
+                received: 0,
+                limit,
+                deadline,
             },
         )
     }
@@ -323,10 +334,25 @@ impl ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => self.current = chunk,
+            let wait = self
+                .deadline
+                .saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(Ok(chunk)) => {
+                    self.received += chunk.len() as u64;
+                    if self.received > self.limit {
+                        return Err(std::io::Error::other(format!(
+                            "the registry sent more than the {} bytes the manifest gives",
+                            self.limit
+                        )));
+                    }
+                    self.current = chunk;
+                }
                 Ok(Err(e)) => return Err(std::io::Error::other(e)),
-                Err(_) => return Ok(0),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(std::io::Error::other("the layer did not arrive in time"));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());

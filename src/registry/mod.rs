@@ -25,6 +25,8 @@ pub use auth::AuthFiles;
 
 /// Manifests and indexes larger than this are refused.
 pub const MAX_MANIFEST: usize = 4 << 20;
+/// Compressed layers larger than this are not streamed.
+const MAX_LAYER: u64 = 16 << 30;
 /// Tags listed per repository at most.
 const MAX_TAGS: usize = 100_000;
 
@@ -344,7 +346,17 @@ impl Client {
                 size: layer.size,
                 ..Default::default()
             };
-            let (tx, reader) = layers::ChannelReader::new();
+            // A layer's bytes are bounded by its descriptor's size, its time by a multiple
+            // of the request timeout (a layer of hundreds of MB at a slow link).
+            let limit = u64::try_from(layer.size).unwrap_or(0);
+            if limit == 0 || limit > MAX_LAYER {
+                return Err(invalid(format!(
+                    "layer {} has size {} (read: 1 byte to {MAX_LAYER})",
+                    layer.digest, layer.size
+                )));
+            }
+            let deadline = std::time::Instant::now() + self.options.timeout * 20;
+            let (tx, reader) = layers::ChannelReader::new(limit, deadline);
             let (this, image, wanted) = (self, &r, &descriptor);
             let applied = std::thread::scope(|scope| {
                 let fetch = scope.spawn(move || {

@@ -707,3 +707,111 @@ fn the_github_action_checks_and_updates() {
     assert_eq!(code, Some(0));
     assert!(outputs.contains("status=0\n"), "{outputs}");
 }
+
+/// The bearer-token handshake public registries ask for (a `401` with a `Bearer` challenge,
+/// a token fetched anonymously from the realm with the repository's pull scope, then the
+/// request again with it), against a small server of this test's that speaks it and
+/// serves the rig's real bookworm manifest. The real registries above use no tokens.
+#[test]
+fn anonymous_bearer_tokens_are_fetched_from_the_realm() {
+    let layouts = crate::registry_rig::layouts();
+    let digest = layout_digest("base:bookworm");
+    let blob = layouts
+        .join("base/blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let Ok(manifest) = std::fs::read(&blob) else {
+        crate::util::built(
+            blob.clone(),
+            "the registry rig's layouts: run tests/rigs/registry.sh",
+        );
+        return;
+    };
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in server.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let line = request.lines().next().unwrap_or("").to_string();
+            let authorized = request
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer t0k3n"));
+            log.lock()
+                .unwrap()
+                .push(format!("{line} authorized={authorized}"));
+            let path = line.split(' ').nth(1).unwrap_or("");
+            let (status, ctype, body): (&str, &str, Vec<u8>) = if path.starts_with("/token?") {
+                (
+                    "200 OK",
+                    "application/json",
+                    br#"{"token":"t0k3n"}"#.to_vec(),
+                )
+            } else if !authorized {
+                (
+                    "401 Unauthorized",
+                    "application/json",
+                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}"#.to_vec(),
+                )
+            } else if path == "/v2/base/manifests/bookworm" {
+                (
+                    "200 OK",
+                    "application/vnd.oci.image.manifest.v1+json",
+                    manifest.clone(),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    "application/json",
+                    br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"x"}]}"#.to_vec(),
+                )
+            };
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\",scope=\"repository:base:pull\"\r\n"
+            );
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+                body.len(),
+                if status.starts_with("401") {
+                    challenge.as_str()
+                } else {
+                    ""
+                }
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    let dir = TempDir::new("dockerfile-token");
+    let file = write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM 127.0.0.1:{port}/base:bookworm\n"),
+    );
+    let home = dir.path().to_str().unwrap();
+    let (code, out, err) = run_env(
+        &["dockerfile", "pin", file.to_str().unwrap()],
+        &[("HOME", home)],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(&format!("base:bookworm@{digest}")),
+        "{out}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("GET /token?") && l.contains("scope=repository%3Abase%3Apull")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l == "GET /v2/base/manifests/bookworm HTTP/1.1 authorized=true"),
+        "{seen:#?}"
+    );
+}
