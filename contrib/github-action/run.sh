@@ -47,7 +47,7 @@ if [[ -s "$report" ]] && command -v jq >/dev/null 2>&1; then
     (.bases[] | select(.status != "current" and .status != "pinned" and .status != "-")
       | "::warning file=\($p),line=\(.line)::\(.written): \(.status)\(if (.newer_tags | length) > 0
           then " (newer: \(.newer_tags | join(", ")))" else "" end)"),
-    (.bases[] | .refused[]? | "::error file=\($p)::not moved to \(.candidate): host \(.host): \([.findings[].message] | join("; "))")' \
+    (.bases[] | .refused[]? | "::error file=\($p)::not moved to \(.candidate): host \(.host): \(.error // ([.findings[].message] | join("; ")))")' \
     "$report" || true
 fi
 

@@ -181,6 +181,9 @@ pub struct Refusal {
     pub candidate: String,
     pub host: String,
     pub findings: Vec<Finding>,
+    /// The new base's files could not be read (a registry or layer error): nothing was
+    /// verified, so nothing moved.
+    pub error: Option<String>,
 }
 
 pub fn run(args: &DockerfileArgs) -> Result<u8, CliError> {
@@ -358,8 +361,8 @@ struct Context<'a> {
     hosts: &'a [(String, HostDescription)],
     inject_mpi: bool,
     to_newer_tags: bool,
-    /// (reference@digest, platform) -> findings per judged base (or why it was not read).
-    judged: BTreeMap<(String, String), Result<crate::inventory::model::Inventory, String>>,
+    /// (reference@digest, platform) -> the base's files as read (or why they were not).
+    judged: BTreeMap<(String, String), Result<crate::inventory::model::Inventory, Unread>>,
 }
 
 impl Context<'_> {
@@ -656,14 +659,15 @@ impl Context<'_> {
                 continue;
             };
             let new_ref = format!("{}/{}@{digest}", r.registry(), r.repository());
-            let new_findings = self.judge(&new_ref, &platform, host);
-            if !fails(&new_findings) {
+            let (findings, error) = self.judge(&new_ref, &platform, host);
+            if error.is_none() && !fails(&findings) {
                 continue;
             }
             let was_failing = match pinned {
                 Some(d) => {
                     let old_ref = format!("{}/{}@{d}", r.registry(), r.repository());
-                    fails(&self.judge(&old_ref, &platform, host))
+                    let (old, old_error) = self.judge(&old_ref, &platform, host);
+                    old_error.is_none() && fails(&old)
                 }
                 None => false,
             };
@@ -673,30 +677,49 @@ impl Context<'_> {
             out.push(Refusal {
                 candidate: format!("{candidate}@{digest}"),
                 host: name.clone(),
-                findings: new_findings,
+                findings,
+                error,
             });
         }
         out
     }
 
-    fn judge(&mut self, reference: &str, platform: &str, host: &HostDescription) -> Vec<Finding> {
+    /// The findings for the base `reference` on `host`, or why its files could not be
+    /// read (then nothing is verified, and the move is not made).
+    fn judge(
+        &mut self,
+        reference: &str,
+        platform: &str,
+        host: &HostDescription,
+    ) -> (Vec<Finding>, Option<String>) {
         let key = (reference.to_string(), platform.to_string());
         if !self.judged.contains_key(&key) {
             let read = read_base(self.client, reference, platform);
             self.judged.insert(key.clone(), read);
         }
         match self.judged.get(&key) {
-            Some(Ok(inv)) => judge_base(inv, host, self.inject_mpi),
-            Some(Err(e)) => vec![
-                Finding::new(
-                    crate::engine::finding::Code::ArchMismatch,
-                    format!("{reference} for {platform}: {e}"),
-                )
-                .hint("the image offers nothing this host can run, or could not be read"),
-            ],
-            None => Vec::new(),
+            Some(Ok(inv)) => (judge_base(inv, host, self.inject_mpi), None),
+            Some(Err(Unread::NoPlatform(message))) => (
+                vec![
+                    Finding::new(crate::engine::finding::Code::ArchMismatch, message.clone())
+                        .hint("keep a base whose index has a manifest for every host's platform"),
+                ],
+                None,
+            ),
+            Some(Err(Unread::Other(message))) => (
+                Vec::new(),
+                Some(format!("the new base could not be read: {message}")),
+            ),
+            None => (Vec::new(), Some("not judged".into())),
         }
     }
+}
+
+/// Why a base's files were not read.
+enum Unread {
+    /// Its index has no manifest for the host's platform: a true reason to refuse.
+    NoPlatform(String),
+    Other(String),
 }
 
 /// A base is refused where its findings hold an error, or a warning (what could not be
@@ -712,11 +735,15 @@ fn read_base(
     client: &Client,
     reference: &str,
     platform: &str,
-) -> Result<crate::inventory::model::Inventory, String> {
-    let root = client
-        .base_root(reference, platform)
-        .map_err(|e| e.to_string())?;
-    let fs = crate::input::rootfs::RootFs::open(&root.path).map_err(|e| e.to_string())?;
+) -> Result<crate::inventory::model::Inventory, Unread> {
+    let root = client.base_root(reference, platform).map_err(|e| match e {
+        RegistryError::NotFound { message, .. } if message.starts_with("no manifest for") => {
+            Unread::NoPlatform(format!("{reference}: {message}"))
+        }
+        other => Unread::Other(other.to_string()),
+    })?;
+    let fs =
+        crate::input::rootfs::RootFs::open(&root.path).map_err(|e| Unread::Other(e.to_string()))?;
     let request = crate::inventory::gather::Request::default();
     Ok(crate::inventory::gather::gather(&fs, &request))
 }
@@ -1028,6 +1055,9 @@ fn render(report: &Report) -> String {
                     "             refused {} for host {}:",
                     r.candidate, r.host
                 );
+                if let Some(e) = &r.error {
+                    let _ = writeln!(out, "               {e}");
+                }
                 for finding in &r.findings {
                     let _ = writeln!(
                         out,
