@@ -24,6 +24,11 @@ packages=(
   skopeo              # pushes the test images to those registries and reads manifests back
   umoci               # builds the test images (OCI layouts) without a container engine
   apache2-utils       # htpasswd -B: the bcrypt password file of the authenticated registry
+  slurmctld           # the Slurm controller the Slurm tests start with a config of their own
+  slurmd              # the Slurm node daemon they start as the one real node
+  slurm-client        # sbatch, srun, squeue, scontrol, sinfo, scancel
+  slurm-wlm-basic-plugins  # Slurm's plugins, node_features/helpers among them
+  munge               # munged: the authentication slurmctld, slurmd and the clients share
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -44,6 +49,19 @@ fi
 if [[ $(id -u) -eq 0 && -d /run/systemd/system ]] && systemctl is-enabled --quiet docker-registry.service 2>/dev/null; then
   systemctl disable --now --quiet docker-registry.service
 fi
+# The munge, slurmctld and slurmd packages enable services (munge starts with the key its
+# package generates; the Slurm ones wait for /etc/slurm/slurm.conf). The Slurm tests start
+# their own munged, slurmctld and slurmd (own key, socket, ports and configs), so when
+# this script has just installed them the packaged services are kept off; a machine that
+# already had them (a real Slurm node) keeps its services as they are.
+for p in munge slurmctld slurmd; do
+  [[ " ${missing[*]} " == *" $p "* && $(id -u) -eq 0 ]] || continue
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now --quiet "$p.service" 2>/dev/null || true
+  elif [[ -x /etc/init.d/$p ]]; then
+    "/etc/init.d/$p" stop >/dev/null 2>&1 || true
+  fi
+done
 
 "$here/archspec.sh" >/dev/null
 
