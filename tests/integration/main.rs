@@ -34,6 +34,7 @@ mod rootfs;
 mod schema;
 mod sif;
 mod site_mpi;
+mod slurm_rig;
 mod snapshot;
 mod unloadable;
 mod worst_case;
