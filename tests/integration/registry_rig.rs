@@ -9,12 +9,12 @@
 //! answers are those of the layouts' own `index.json`.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{TempDir, built};
+use crate::util::{TempDir, built, free_port, tail};
 
 /// How long a registry may take to answer `/v2/` after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -101,15 +101,7 @@ fn split_ref(layout_ref: &str) -> (&str, &str) {
 /// False (after saying why) when a prerequisite is missing; with
 /// CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing one fails the test instead.
 fn present(ok: bool, hint: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(
-        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
-        "{hint}"
-    );
-    eprintln!("skipping: {hint}");
-    false
+    ok || crate::util::missing(hint)
 }
 
 fn runs(tool: &str) -> bool {
@@ -119,20 +111,6 @@ fn runs(tool: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
-}
-
-/// A loopback port nobody listens on now (the registry binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn base64(bytes: &[u8]) -> String {

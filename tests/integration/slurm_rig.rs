@@ -63,14 +63,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{TempDir, is_root};
+use crate::util::{TempDir, free_port, is_root, tail};
 
 /// How long the daemons may take until the real node is idle.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -274,11 +274,7 @@ fn processes_with_env(entry: &str) -> Vec<u32> {
 }
 
 fn fail_or_skip(hint: &str) -> Option<Slurm> {
-    assert!(
-        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
-        "{hint}"
-    );
-    eprintln!("skipping: {hint}");
+    crate::util::missing(hint);
     None
 }
 
@@ -291,20 +287,6 @@ fn installed(tool: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
-}
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// This machine's short host name (`hostname -s`), the real node's name.

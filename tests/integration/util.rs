@@ -303,3 +303,29 @@ impl Judged {
         }
     }
 }
+
+/// A loopback port nobody listens on now (a rig's daemon binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// The last `lines` lines of a log file (for a rig's panic messages).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Says why a prerequisite is missing and returns false; with
+/// CONTAINERSPEC_REQUIRE_ROOTFS=1 (CI) a missing one fails the test instead.
+pub fn missing(hint: &str) -> bool {
+    assert!(
+        std::env::var("CONTAINERSPEC_REQUIRE_ROOTFS").as_deref() != Ok("1"),
+        "{hint}"
+    );
+    eprintln!("skipping: {hint}");
+    false
+}
