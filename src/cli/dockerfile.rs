@@ -28,6 +28,9 @@ in the report. Credentials come from the auth files podman login and docker logi
 ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, \
 ~/.docker/config.json) or --authfile; otherwise access is anonymous. Registries on a loopback \
 address are reached over plain HTTP, as Docker does; others need --insecure-registry.\n\n\
+Exit status: 0 nothing to do (check) or done (pin, update); 1 something to do (check), a base \
+that cannot be pinned in place, or a move refused for a host; 2 a parse, registry or write error \
+(that file is left as it was; the message names the file and line).\n\n\
 Examples:\n  containerspec dockerfile check .\n  \
 containerspec dockerfile pin docker/Dockerfile\n  \
 containerspec dockerfile update --to-newer-tags --hosts nodes/ .\n  \
