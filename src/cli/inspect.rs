@@ -20,8 +20,9 @@ use crate::inventory::model::Inventory;
 and every MPI and GPU library the container's loader can see. --all reads every ELF file."
 )]
 pub struct InspectArgs {
-    /// A rootfs directory, an OCI bundle directory (with config.json), or an Apptainer
-    /// SIF or squashfs image file
+    /// A rootfs directory, an OCI bundle directory (with config.json), an Apptainer SIF
+    /// or squashfs image file, or an OCI image layout (DIR, or DIR:TAG when it holds
+    /// several images), unpacked into a private temporary directory
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
     /// Print the inventory as JSON (schema: docs/json.md)
@@ -62,7 +63,11 @@ pub(super) fn inventory_of(
         all,
         hwcaps,
     };
-    let inventory = gather(&target.rootfs, &request);
+    let mut inventory = gather(&target.rootfs, &request);
+    // An unpacked OCI layout is named by the layout, not by its temporary directory.
+    if matches!(target.form, crate::input::target::Form::Layout(_)) {
+        inventory.root = target.path.display().to_string();
+    }
     // A search that met damage in an image went on as if the file were missing.
     target.damage()?;
     Ok((inventory, cpu))

@@ -27,8 +27,9 @@ Examples:\n  containerspec labels ./rootfs >> Dockerfile\n  \
 containerspec labels app.sif --format apptainer\n  containerspec labels ./bundle --check"
 )]
 pub struct LabelsArgs {
-    /// A rootfs directory, an OCI bundle directory (with config.json), or an Apptainer
-    /// SIF or squashfs image file
+    /// A rootfs directory, an OCI bundle directory (with config.json), an Apptainer SIF
+    /// or squashfs image file, or an OCI image layout (DIR, or DIR:TAG when it holds
+    /// several images), unpacked into a private temporary directory
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
     /// How to print the labels: Dockerfile LABEL lines, or an Apptainer definition

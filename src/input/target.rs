@@ -20,6 +20,8 @@ pub enum Form {
     Rootfs,
     /// An Apptainer / SingularityCE image.
     Image(ImageForm),
+    /// An OCI image layout, unpacked (the manifest's digest).
+    Layout(String),
 }
 
 impl Form {
@@ -29,6 +31,7 @@ impl Form {
             Form::Bundle => "OCI bundle".into(),
             Form::Rootfs => "rootfs directory".into(),
             Form::Image(form) => form.describe(),
+            Form::Layout(digest) => format!("OCI image layout ({digest})"),
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct Target {
     pub mount_namespace: Option<MountNamespace>,
     /// The environment an image sets (its command, when one is given, runs in it).
     image_env: Vec<String>,
+    /// The unpacked image of an OCI layout, removed when the target is dropped.
+    _unpacked: Option<super::layout::Unpacked>,
 }
 
 /// The container's first process, as the runtime will start it.
@@ -104,6 +109,9 @@ impl Target {
     /// a directory with Apptainer's metadata (`/.singularity.d`) a sandbox, any other
     /// directory a bare rootfs, and a file a SIF or squashfs image.
     pub fn open(path: &Path) -> Result<Target, TargetError> {
+        if let Some((dir, tag)) = super::layout::split_ref(path) {
+            return Target::layout(path, &dir, Some(&tag));
+        }
         let meta = std::fs::metadata(path).map_err(|e| TargetError::Open {
             path: path.display().to_string(),
             message: if e.kind() == std::io::ErrorKind::NotFound {
@@ -118,6 +126,9 @@ impl Target {
         if bundle::is_bundle(path) {
             return Ok(Target::bundle(path)?);
         }
+        if super::layout::is_layout(path) {
+            return Target::layout(path, path, None);
+        }
         let rootfs = RootFs::open(path)?;
         if rootfs.kind("/.singularity.d") == Some(super::rootfs::EntryKind::Dir) {
             return Ok(Target::image(path)?);
@@ -130,10 +141,44 @@ impl Target {
             annotations: BTreeMap::new(),
             mount_namespace: None,
             image_env: Vec::new(),
+            _unpacked: None,
         })
     }
 
     /// Opens the OCI bundle `dir` (see [`bundle::load`]).
+    /// An OCI image layout: the image (`tag`, or the only one) for this machine's
+    /// platform, unpacked into a private temporary directory.
+    pub fn layout(shown: &Path, dir: &Path, tag: Option<&str>) -> Result<Target, TargetError> {
+        let platform = format!(
+            "linux/{}",
+            match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => other,
+            }
+        );
+        let unpacked =
+            super::layout::unpack(dir, tag, &platform).map_err(|message| TargetError::Open {
+                path: shown.display().to_string(),
+                message,
+            })?;
+        let rootfs = RootFs::open(&unpacked.root.path)?;
+        Ok(Target {
+            path: shown.to_path_buf(),
+            form: Form::Layout(unpacked.digest.clone()),
+            rootfs,
+            process: Some(ProcessSpec {
+                args: unpacked.args.clone(),
+                env: unpacked.env.clone(),
+                cwd: unpacked.cwd.clone(),
+            }),
+            annotations: unpacked.labels.clone(),
+            mount_namespace: None,
+            image_env: Vec::new(),
+            _unpacked: Some(unpacked),
+        })
+    }
+
     pub fn bundle(dir: &Path) -> Result<Target, BundleError> {
         bundle::load(dir)
     }
@@ -150,6 +195,7 @@ impl Target {
             annotations: image.labels,
             mount_namespace: None,
             image_env: image.env,
+            _unpacked: None,
         })
     }
 
@@ -169,6 +215,7 @@ impl Target {
             annotations,
             mount_namespace: Some(mount_namespace),
             image_env: Vec::new(),
+            _unpacked: None,
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 /// A kept file larger than this is refused (glibc's libc is about 2 MiB).
 const MAX_FILE: u64 = 32 << 20;
 /// Nodes (files, symlinks, directories) kept at most.
-const MAX_NODES: usize = 200_000;
+const MAX_NODES: usize = 1_000_000;
 /// Symlink hops while resolving one path.
 const MAX_HOPS: usize = 40;
 
@@ -22,6 +22,8 @@ const MAX_HOPS: usize = 40;
 enum Node {
     Dir,
     File(Vec<u8>),
+    /// A file of an unpacked image, written to the staging directory (with its mode).
+    Staged(PathBuf, u32),
     Link(String),
 }
 
@@ -30,7 +32,14 @@ enum Node {
 #[derive(Debug, Default)]
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
+    /// Unpacking a whole image: every regular file goes to this directory as it streams.
+    staging: Option<PathBuf>,
+    staged: u64,
+    staged_bytes: u64,
 }
+
+/// A whole image unpacked holds at most this many bytes of files.
+const MAX_UNPACKED: u64 = 64 << 30;
 
 /// Files kept by name: loaders and libcs of glibc and musl, and the release files.
 pub fn wanted(name: &str) -> bool {
@@ -54,6 +63,15 @@ fn components(path: &str) -> Vec<&str> {
 }
 
 impl Tree {
+    /// A tree that keeps every file, written under `staging` (a directory of the
+    /// caller's, on the file system the tree is then written to) as the layers stream.
+    pub fn unpacking(staging: PathBuf) -> Tree {
+        Tree {
+            staging: Some(staging),
+            ..Default::default()
+        }
+    }
+
     /// The canonical path of `path`'s parent directory, following symlinks inside the
     /// tree (absolute targets from the image's root, `..` stopping at the root), and the
     /// last component.
@@ -177,9 +195,32 @@ impl Tree {
                     .map(|(d, n)| join(&d, &n))
                     .and_then(|p| self.nodes.get(&p).cloned());
                 match source {
+                    Some(Node::Staged(from, mode)) => {
+                        let copy = self.next_staged()?;
+                        std::fs::hard_link(&from, &copy).map_err(|e| format!("{path}: {e}"))?;
+                        self.insert(at, Node::Staged(copy, mode))?;
+                    }
                     Some(node) if wanted(&name) => self.insert(at, node)?,
                     _ => self.remove_tree(&at),
                 }
+            } else if kind.is_file() && self.staging.is_some() {
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+                let file = self.next_staged()?;
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                let room = MAX_UNPACKED.saturating_sub(self.staged_bytes);
+                let copied = std::io::copy(&mut entry.by_ref().take(room + 1), &mut out)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                self.staged_bytes += copied;
+                if copied > room {
+                    return Err(format!(
+                        "the image holds more than {MAX_UNPACKED} bytes of files"
+                    ));
+                }
+                self.insert(at, Node::Staged(file, mode))?;
             } else if kind.is_file() && wanted(&name) {
                 let size = entry.header().size().unwrap_or(u64::MAX);
                 if size > MAX_FILE {
@@ -199,10 +240,18 @@ impl Tree {
         Ok(())
     }
 
+    fn next_staged(&mut self) -> Result<PathBuf, String> {
+        let Some(dir) = &self.staging else {
+            return Err("not unpacking".into());
+        };
+        self.staged += 1;
+        Ok(dir.join(self.staged.to_string()))
+    }
+
     /// Whether any loader or libc was found.
     pub fn has_libc(&self) -> bool {
         self.nodes.iter().any(|(k, n)| {
-            matches!(n, Node::File(_))
+            matches!(n, Node::File(_) | Node::Staged(..))
                 && k.rsplit('/').next().is_some_and(|name| {
                     name == "libc.so.6" || name.starts_with("libc-") || name.starts_with("ld-musl-")
                 })
@@ -239,6 +288,23 @@ impl Tree {
                     .open(&target)?;
                 std::io::Write::write_all(&mut f, bytes)?;
             }
+            if let Node::Staged(from, mode) = node {
+                let target = dir.join(path);
+                if let Some(parent) = target.parent() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(parent)?;
+                }
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    continue;
+                }
+                std::fs::rename(from, &target)?;
+                std::fs::set_permissions(
+                    &target,
+                    std::os::unix::fs::PermissionsExt::from_mode(*mode),
+                )?;
+            }
         }
         for (path, node) in &self.nodes {
             if let Node::Link(target) = node {
@@ -269,6 +335,7 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// A private temporary directory, removed when dropped.
+#[derive(Debug)]
 pub struct TempRoot {
     pub path: PathBuf,
 }
@@ -470,6 +537,41 @@ mod tests {
         t.apply_layer(&two[..]).unwrap();
         assert!(!t.has_libc());
         assert!(!t.nodes.contains_key("opt/y"));
+    }
+
+    #[test]
+    fn unpacking_keeps_every_file_with_its_mode_and_hard_links() {
+        let staging = TempRoot::new("staging-test").unwrap();
+        let mut t = Tree::unpacking(staging.path.clone());
+        let one = layer(|b| {
+            file(b, "usr/bin/tool", b"#!/bin/sh\n");
+            file(b, "etc/gone", b"x");
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_entry_type(tar::EntryType::Link);
+            b.append_link(&mut h, "usr/bin/tool2", "usr/bin/tool")
+                .unwrap();
+        });
+        t.apply_layer(&one[..]).unwrap();
+        let two = layer(|b| file(b, "etc/.wh.gone", b""));
+        t.apply_layer(&two[..]).unwrap();
+        let root = TempRoot::new("unpack-test").unwrap();
+        t.write_to(&root.path).unwrap();
+        assert_eq!(
+            std::fs::read(root.path.join("usr/bin/tool")).unwrap(),
+            b"#!/bin/sh\n"
+        );
+        assert_eq!(
+            std::fs::read(root.path.join("usr/bin/tool2")).unwrap(),
+            b"#!/bin/sh\n"
+        );
+        assert!(!root.path.join("etc/gone").exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.path.join("usr/bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     #[test]

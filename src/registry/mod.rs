@@ -544,6 +544,17 @@ pub struct Descriptor {
     pub size: i64,
     #[serde(default)]
     pub platform: Option<Platform>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// The tag an image layout's index.json gives it (`org.opencontainers.image.ref.name`).
+    pub fn ref_name(&self) -> Option<&str> {
+        self.annotations
+            .get("org.opencontainers.image.ref.name")
+            .map(String::as_str)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

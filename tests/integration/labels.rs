@@ -594,6 +594,27 @@ fn an_oci_image_gets_its_labels_and_its_labels_are_checked() {
         .count();
     assert_eq!(agree, derived.len(), "{text}");
     assert!(rule_findings(&right, "label-mismatch").is_empty());
+
+    // The layout itself, without umoci unpacking it: `LAYOUT:TAG` is unpacked by
+    // containerspec (layers applied in a private directory) and says the same.
+    let plain_ref = format!("{}:plain", layout.display());
+    let from_layout = labels_equal_inspect(&plain_ref);
+    assert!(
+        from_layout["form"]
+            .as_str()
+            .unwrap()
+            .starts_with("OCI image layout (sha256:"),
+        "{from_layout}"
+    );
+    assert_eq!(map(&from_layout), derived);
+    let (code, text, _) = check(&format!("{}:wrong", layout.display()));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("contradicts  org.supercontainers.mpi=mpich, but the files say openmpi"),
+        "{text}"
+    );
+    let (code, text, _) = check(&format!("{}:right", layout.display()));
+    assert_eq!(code, Some(0), "{text}");
 }
 
 /// Builds, with the Apptainer rig, a SIF from `sif` whose definition file's `%labels`
@@ -677,4 +698,72 @@ fn bad_targets_and_arguments() {
     assert_error(&out, "not-an-image");
     let out = containerspec(&["labels", "/", "--check", "--format", "apptainer"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A broken OCI layout: each damage is an error naming the file, exit 2, no panic.
+#[test]
+fn broken_oci_layouts_are_named() {
+    let source = crate::registry_rig::layouts().join("base");
+    if !source.join("index.json").is_file() {
+        crate::util::missing("the registry rig's layouts: run tests/rigs/registry.sh");
+        return;
+    }
+    let dir = TempDir::new("labels-broken-layout");
+    let fresh = |name: &str| {
+        let to = dir.path().join(name);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&source)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        to
+    };
+    let run = |target: String| {
+        let out = containerspec(&["labels", &target]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status.code(), stderr)
+    };
+
+    let garbage = fresh("garbage");
+    std::fs::write(garbage.join("index.json"), "{not json").unwrap();
+    let (code, err) = run(format!("{}:bookworm", garbage.display()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("index.json"), "{err}");
+
+    let digest = crate::registry_rig::layout_digest("base:bookworm");
+    let manifest_path = |root: &Path| {
+        root.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let tampered = fresh("tampered");
+    let mut bytes = std::fs::read(manifest_path(&tampered)).unwrap();
+    bytes.push(b' ');
+    std::fs::write(manifest_path(&tampered), bytes).unwrap();
+    let (code, err) = run(format!("{}:bookworm", tampered.display()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("does not match its digest"), "{err}");
+
+    let missing = fresh("missing");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(manifest_path(&missing)).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    std::fs::remove_file(
+        missing
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let (code, err) = run(format!("{}:bookworm", missing.display()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(layer.trim_start_matches("sha256:")), "{err}");
+
+    let (code, err) = run(format!("{}:nope", missing.display()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no image nope (it has bullseye, bookworm"),
+        "{err}"
+    );
 }
