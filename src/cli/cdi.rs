@@ -171,9 +171,11 @@ fn generate(args: &GenerateArgs) -> Result<u8, CliError> {
     for spec in &specs {
         let class = spec.kind.rsplit('/').next().unwrap_or("device");
         let path = args.output.join(format!("containerspec-{class}.json"));
-        write_atomically(
+        // A runtime reading the directory meanwhile sees the old spec or the new one.
+        crate::store::write_file(
             &path,
             &serde_json::to_vec_pretty(spec).map_err(std::io::Error::other)?,
+            0o644,
         )?;
         let devices: Vec<&str> = spec.devices.iter().map(|d| d.name.as_str()).collect();
         text.push_str(&format!(
@@ -341,38 +343,6 @@ fn device_node(host_root: &Path, path: &str) -> Option<DeviceNode> {
         permissions: Some("rw".into()),
         extra: BTreeMap::new(),
     })
-}
-
-/// Writes through a temporary file in the same directory and a rename: a runtime that
-/// reads the directory meanwhile sees the old spec or the new one, never half of one. The
-/// temporary file is created new (never through a link planted at its name), with its
-/// mode from the start, and synced before it takes the spec's name.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[derive(Debug, Serialize)]

@@ -2,12 +2,11 @@
 //! exclusively, never through a symlink), with the old file's mode, is synced, and is
 //! renamed over the old one. A failure at any step leaves the old file as it was.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Writes `text` to `path` through a temporary file and a rename.
+/// Writes `text` to `path` through a temporary file and a rename (`store::write_file`),
+/// keeping the file's mode; a Dockerfile that is a symlink is refused, not replaced.
 pub fn replace(path: &Path, text: &str) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
@@ -15,48 +14,7 @@ pub fn replace(path: &Path, text: &str) -> std::io::Result<()> {
             "is a symbolic link: not rewritten (give the file it points to)",
         ));
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut attempt = 0u32;
-    let (tmp, mut file) = loop {
-        let tmp = dir.join(format!(
-            ".{name}.containerspec-{}-{attempt}",
-            std::process::id()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let result = (|| {
-        file.write_all(text.as_bytes())?;
-        file.set_permissions(std::fs::Permissions::from_mode(
-            meta.permissions().mode() & 0o7777,
-        ))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable once the directory is.
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::store::write_file(path, text.as_bytes(), meta.permissions().mode())
 }
 
 #[cfg(test)]
