@@ -208,7 +208,7 @@ fn execute(c: &CommonArgs, mode: Mode, update: Option<&UpdateArgs>) -> Result<u8
     let build_args = parse_build_args(&c.build_args)?;
     let paths = collect(&c.paths)?;
     let hosts = match update {
-        Some(u) => load_hosts(u)?,
+        Some(u) => super::hosts::load(&u.hosts, &u.host_root)?,
         None => Vec::new(),
     };
     let inject_mpi = match update.and_then(|u| u.inject.as_deref()) {
@@ -876,91 +876,6 @@ fn walk(
         }
     }
     Ok(())
-}
-
-/// Host descriptions from `--hosts` (files or directories of `host --json` output) and
-/// `--host-root` (described here), each with a name for reports.
-fn load_hosts(u: &UpdateArgs) -> Result<Vec<(String, HostDescription)>, CliError> {
-    let mut out = Vec::new();
-    for p in &u.hosts {
-        let files: Vec<PathBuf> = if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| CliError::Target {
-                    path: p.display().to_string(),
-                    message: e.to_string(),
-                })?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|f| f.extension().is_some_and(|x| x == "json"))
-                .collect();
-            v.sort();
-            v
-        } else {
-            vec![p.clone()]
-        };
-        for f in files {
-            out.extend(read_hosts(&f)?);
-        }
-    }
-    for root in &u.host_root {
-        let host = super::host::describe(root, None, true)?;
-        out.push((root.display().to_string(), host));
-    }
-    if !u.hosts.is_empty() && out.is_empty() {
-        return Err(CliError::Action(
-            "--hosts: no host description (*.json) found".into(),
-        ));
-    }
-    Ok(out)
-}
-
-/// Host descriptions larger than this are refused (one is about 100 KiB).
-const MAX_HOST_FILE: u64 = 64 << 20;
-
-fn read_hosts(path: &Path) -> Result<Vec<(String, HostDescription)>, CliError> {
-    use std::io::Read;
-    let shown = path.display().to_string();
-    let err = |message: String| CliError::Target {
-        path: shown.clone(),
-        message,
-    };
-    let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    let mut bytes = Vec::new();
-    f.take(MAX_HOST_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| err(e.to_string()))?;
-    if bytes.len() as u64 > MAX_HOST_FILE {
-        return Err(err(format!("larger than {MAX_HOST_FILE} bytes")));
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| err(format!("not JSON: {e}")))?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| shown.clone());
-    let items: Vec<(String, serde_json::Value)> = match value {
-        serde_json::Value::Array(a) => a
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (format!("{stem}[{i}]"), v))
-            .collect(),
-        v => vec![(stem, v)],
-    };
-    let mut out = Vec::new();
-    for (name, v) in items {
-        let version = v.get("schema_version").and_then(|s| s.as_u64());
-        let expected = u64::from(crate::inventory::model::SCHEMA_VERSION);
-        if version != Some(expected) {
-            return Err(err(format!(
-                "{name}: schema_version {} where {expected} is read (describe the host again with this containerspec: host --json)",
-                version.map_or("missing".to_string(), |v| v.to_string())
-            )));
-        }
-        let host: HostDescription = serde_json::from_value(v)
-            .map_err(|e| err(format!("{name}: not a host description (host --json): {e}")))?;
-        out.push((name, host));
-    }
-    Ok(out)
 }
 
 fn summarize(files: &[FileReport]) -> Summary {

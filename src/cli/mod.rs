@@ -7,6 +7,7 @@ mod dockerfile;
 mod generate;
 mod hook;
 mod host;
+mod hosts;
 mod inspect;
 mod labels;
 mod render;
