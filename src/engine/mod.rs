@@ -11,6 +11,7 @@ pub mod choose;
 pub mod compat;
 pub mod cuda;
 pub mod facts;
+pub mod features;
 pub mod finding;
 pub mod hostdesc;
 pub mod labels;

@@ -26,6 +26,28 @@ pub fn target_as_host(name: &str) -> Option<(String, BTreeSet<String>)> {
     Some((name.to_string(), gcc_march_features(name)?))
 }
 
+/// Every archspec target of the architecture's family whose code-generation features
+/// ([`target_features`]) `features` has all of, whatever its vendor (a `haswell` binary
+/// runs on an AMD CPU with Haswell's features), sorted; the bare family name aside.
+pub fn runnable_targets(arch: &str, features: &BTreeSet<String>) -> Vec<String> {
+    let Some(targets) = known_targets() else {
+        return Vec::new();
+    };
+    let Some(root) = targets.get(arch) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = targets
+        .values()
+        .filter(|t| t.decendent_of(root))
+        .filter(|t| {
+            target_features(t.name()).is_some_and(|f| missing_features(&f, features).is_empty())
+        })
+        .map(|t| t.name().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
 /// The archspec target a feature set makes a CPU of `vendor`, judged on code-generation
 /// features only (the ones CPUID is read for): among the targets of the architecture's
 /// family (vendor's or generic) whose features ([`target_features`]) it has all of, the
