@@ -22,15 +22,47 @@ MPI installations are listed from every place check-bundle --inject mpi looks, m
 first, each with where it was found: the config's inject.mpi.libraries and inject.mpi.prefixes, \
 the caller's LD_LIBRARY_PATH (a loaded module), then the loader cache. Which one serves a \
 container depends on the ABI the container links; check-bundle --inject mpi says which and why, \
-and what else it loads (dependencies, plugins, the environment its plugins need)."
+and what else it loads (dependencies, plugins, the environment its plugins need).\n\n\
+--format slurm|slurm-helper|slurm-helpers-conf|nfd publishes the host as features a scheduler \
+matches (docs/clusters.md): a ladder for every at-least relation (glibc_2.17..glibc_2.36; \
+x86_64_v1..v4 and isa_<flag>; mpi_<family>_glibc_<X> for each MPI family, the glibc it loads \
+into; cuda_<X.Y> for each CUDA release the driver runs). `containerspec match IMAGE` gives the \
+constraint that selects the nodes where the image runs.\n\n\
+Examples:\n  containerspec host --format slurm\n  \
+containerspec host --format slurm --hosts nodes/        (a NodeName= line per description)\n  \
+containerspec host --format slurm-helpers-conf --hosts nodes/ --helper /usr/local/libexec/containerspec-node-features\n  \
+containerspec host --format nfd --output /etc/kubernetes/node-feature-discovery/features.d/containerspec"
 )]
 pub struct HostArgs {
     /// Read this directory as if it were the host's `/`
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Print the inventory as JSON (schema: docs/json.md)
-    #[arg(long)]
+    /// Print the inventory as JSON (schema: docs/json.md); the same as --format json
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// What to print: the inventory (text, json), or the host's features for Slurm
+    /// (slurm: a Features= line; slurm-helper: one feature per line, the answer of a
+    /// node_features/helpers helper; slurm-helpers-conf: helpers.conf lines) or for Node
+    /// Feature Discovery (nfd: a features.d file)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// With a features format: describe these hosts instead (files or directories of
+    /// host --json output); slurm prints a NodeName= line for each, slurm-helpers-conf
+    /// declares the features of all of them
+    #[arg(long, value_name = "PATH")]
+    pub hosts: Vec<PathBuf>,
+    /// slurm-helpers-conf: the helper each Feature= line names (an absolute path; it
+    /// must run `containerspec host --format slurm-helper`, see contrib/slurm/)
+    #[arg(long, value_name = "PATH")]
+    pub helper: Option<String>,
+    /// nfd: write the file here atomically (a reader sees the old file or the new one)
+    /// instead of printing it
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// nfd: the features expire this long after now unless the file is written again
+    /// (`# +expiry-time=`): 90m, 12h, 7d, or seconds
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub expires_in: String,
     /// Detect the CPU afresh instead of using the cached description (the cache, in
     /// /run/containerspec, is keyed by boot id and CPUID and renewed on its own)
     #[arg(long)]
@@ -39,6 +71,17 @@ pub struct HostArgs {
     /// /etc/containerspec/config.toml, if it exists); its paths are read under --root
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// What `host` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Slurm,
+    SlurmHelper,
+    SlurmHelpersConf,
+    Nfd,
 }
 
 /// `host --json`: the inventory's fields, and the installations beside them.
@@ -103,8 +146,17 @@ pub(crate) fn describe(
 }
 
 pub fn run(args: &HostArgs) -> Result<u8, CliError> {
+    let format = if args.json { Format::Json } else { args.format };
+    if !matches!(format, Format::Text | Format::Json) {
+        return features(args, format);
+    }
+    if !args.hosts.is_empty() {
+        return Err(CliError::Action(
+            "--hosts describes other hosts for the features formats (slurm, slurm-helpers-conf, nfd)".into(),
+        ));
+    }
     let host = describe(&args.root, args.config.as_deref(), !args.no_cache)?;
-    if args.json {
+    if format == Format::Json {
         print_json(&HostJson {
             inventory: &host.inventory,
             mpi_installations: &host.mpi_installations,
@@ -155,4 +207,120 @@ fn kernel() -> Option<Kernel> {
         release: uts.release().to_string_lossy().into_owned(),
         version: uts.version().to_string_lossy().into_owned(),
     })
+}
+
+/// The features formats.
+fn features(args: &HostArgs, format: Format) -> Result<u8, CliError> {
+    use crate::engine::features::{offer, render};
+    let hosts = if args.hosts.is_empty() {
+        vec![(
+            String::new(),
+            describe(&args.root, args.config.as_deref(), !args.no_cache)?,
+        )]
+    } else {
+        super::hosts::load(&args.hosts, &[])?
+    };
+    let offers: Vec<(String, crate::engine::features::Offer)> =
+        hosts.iter().map(|(n, h)| (n.clone(), offer(h))).collect();
+    for (name, o) in &offers {
+        for note in &o.notes {
+            let who = if name.is_empty() { "this host" } else { name };
+            log::warn!("{who}: not published: {note}");
+        }
+    }
+    let text = match format {
+        Format::Slurm if args.hosts.is_empty() => {
+            render::slurm_features(&offers[0].1.features) + "\n"
+        }
+        Format::Slurm => offers
+            .iter()
+            .map(|(n, o)| format!("NodeName={n} {}\n", render::slurm_features(&o.features)))
+            .collect(),
+        Format::SlurmHelper => {
+            if offers.len() != 1 {
+                return Err(CliError::Action(
+                    "--format slurm-helper answers for one host: this one (or --root)".into(),
+                ));
+            }
+            render::slurm_helper(&offers[0].1.features)
+        }
+        Format::SlurmHelpersConf => {
+            let helper = args.helper.as_deref().ok_or_else(|| {
+                CliError::Action(
+                    "--format slurm-helpers-conf needs --helper PATH (the script slurmd runs)"
+                        .into(),
+                )
+            })?;
+            if !helper.starts_with('/') || helper.chars().any(char::is_whitespace) {
+                return Err(CliError::Action(format!(
+                    "--helper {helper:?}: slurmd needs an absolute path without spaces"
+                )));
+            }
+            let all = offers
+                .iter()
+                .flat_map(|(_, o)| o.features.iter().cloned())
+                .collect();
+            render::slurm_helpers_conf(&all, helper)
+        }
+        Format::Nfd => {
+            if offers.len() != 1 {
+                return Err(CliError::Action(
+                    "--format nfd writes the file of one host: this one (or --root)".into(),
+                ));
+            }
+            let seconds = duration(&args.expires_in)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            let text = render::nfd_feature_file(&offers[0].1.features, now + seconds);
+            if text.len() > render::NFD_MAX_FILE {
+                return Err(CliError::Action(format!(
+                    "the feature file would be {} bytes; Node Feature Discovery ignores files over {}",
+                    text.len(),
+                    render::NFD_MAX_FILE
+                )));
+            }
+            if let Some(path) = &args.output {
+                crate::store::write_file(path, text.as_bytes(), 0o644).map_err(|e| {
+                    CliError::Target {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }
+                })?;
+                return Ok(0);
+            }
+            text
+        }
+        Format::Text | Format::Json => unreachable!("handled by run"),
+    };
+    if args.output.is_some() {
+        return Err(CliError::Action(
+            "--output writes the nfd format only".into(),
+        ));
+    }
+    super::print_text(&text)?;
+    Ok(0)
+}
+
+/// `90m`, `12h`, `7d`, `3600` (seconds).
+fn duration(text: &str) -> Result<i64, CliError> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match digits.parse::<i64>() {
+        Ok(n) if scale > 0 && n > 0 && n <= 3650 * 86_400 / scale => Ok(n * scale),
+        _ => Err(CliError::Action(format!(
+            "--expires-in {text:?}: a positive duration such as 90m, 12h, 7d (at most ten years)"
+        ))),
+    }
 }

@@ -72,7 +72,7 @@ pub fn prepare(inputs: &Inputs) -> Result<Facts, PrepareError> {
         }
         _ => hwcaps,
     };
-    let (mut container, loader) = container_facts(inputs, &container_hwcaps);
+    let (mut container, loader) = container_facts(inputs.target, &container_hwcaps);
     let wanted = inputs
         .annotations
         .get("org.supercontainers.mpi")
@@ -342,8 +342,13 @@ fn listed_glibc(config: &Config) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // The container
 
-fn container_facts<'a>(inputs: &Inputs<'a>, hwcaps: &[String]) -> (ContainerFacts, Loader<'a>) {
-    let target = inputs.target;
+/// The container's side of a verdict alone, as `prepare` reads it (for the needs an
+/// image has of any host: `match`). `hwcaps`: the CPU's glibc-hwcaps directories.
+pub fn container_side(target: &Target, hwcaps: &[String]) -> ContainerFacts {
+    container_facts(target, hwcaps).0
+}
+
+fn container_facts<'a>(target: &'a Target, hwcaps: &[String]) -> (ContainerFacts, Loader<'a>) {
     let root = &target.rootfs;
     let request = Request {
         process: target.process.as_ref(),

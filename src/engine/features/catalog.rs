@@ -46,7 +46,13 @@ pub enum Kind {
     GpuNvidia,
     /// `cuda_12.4`: the driver runs a CUDA 12.4 runtime.
     Cuda(u32, u32),
+    /// `runs_nowhere`: needed by an image no node can run; never offered, so that a
+    /// scheduler refuses the job rather than placing it anywhere.
+    Nowhere,
 }
+
+/// The name an image that runs nowhere needs.
+pub const NOWHERE: &str = "runs_nowhere";
 
 /// A family's token from an installation's ABI: `mpich`, `openmpi`, `abi1` (the MPI
 /// standard ABI of `libmpi_abi.so.1`).
@@ -120,6 +126,9 @@ pub fn parse(name: &str) -> Option<Kind> {
     }
     if name == "gpu_nvidia" {
         return Some(Kind::GpuNvidia);
+    }
+    if name == NOWHERE {
+        return Some(Kind::Nowhere);
     }
     if let Some(rest) = name.strip_prefix("mpi_") {
         if let Some((family, v)) = rest.split_once("_glibc_") {
@@ -264,6 +273,7 @@ pub fn instead(wanted: &str, features: &BTreeSet<String>) -> String {
                 None => "the node has no NVIDIA driver".into(),
             }
         }
+        Some(Kind::Nowhere) => "no node can offer it".into(),
         None => "not a containerspec feature".into(),
     }
 }

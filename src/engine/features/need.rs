@@ -54,6 +54,10 @@ pub fn need(container: &ContainerFacts, inject: &Inject) -> Need {
     let Some(inv) = &container.inventory else {
         out.nowhere
             .push("the image's files could not be read".into());
+        out.all.push(NeedItem {
+            feature: super::catalog::NOWHERE.into(),
+            why: out.nowhere.join("; "),
+        });
         return out;
     };
     intrinsic(container, inject, &mut out);
@@ -75,6 +79,16 @@ pub fn need(container: &ContainerFacts, inject: &Inject) -> Need {
         mpi(container, &mut out);
     }
     gpu(inv, inject, &mut out);
+    if !out.nowhere.is_empty() {
+        // A scheduler must refuse the job, not place it by the other names.
+        out.all.insert(
+            0,
+            NeedItem {
+                feature: super::catalog::NOWHERE.into(),
+                why: out.nowhere.join("; "),
+            },
+        );
+    }
     out
 }
 
@@ -216,8 +230,8 @@ fn mpi(container: &ContainerFacts, out: &mut Need) {
     let defined = libc.and_then(|l| {
         l.max_symbol_version
             .as_deref()
-            .or(l.version.as_deref())
-            .and_then(Version::parse)
+            .and_then(|n| Version::parse(n.strip_prefix("GLIBC_").unwrap_or(n)))
+            .or_else(|| l.version.as_deref().and_then(Version::parse))
             .map(|v| (v, l.path.clone()))
     });
     let Some((glibc, libc_path)) = defined else {

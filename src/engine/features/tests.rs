@@ -104,7 +104,7 @@ fn image(
             version_source: None,
             path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
             loader: None,
-            max_symbol_version: glibc.map(str::to_string),
+            max_symbol_version: glibc.map(|g| format!("GLIBC_{g}")),
         }),
         ..Default::default()
     };
@@ -361,6 +361,12 @@ fn what_no_node_can_fix_is_said_never_placed() {
         &MPI,
     );
     assert!(unknown_glibc.nowhere[0].starts_with("glibc-too-old"));
+    // The name no node offers comes first: a scheduler refuses the job.
+    assert_eq!(no_mpi.all[0].feature, "runs_nowhere");
+    let best = offer(&host(&x86_level_features(4), "2.41"));
+    let miss = fits(&no_mpi, &best.features);
+    assert_eq!(miss[0].node, "no node can offer it");
+    assert!(miss[0].why.contains("mpi-not-found"));
     let mut musl = image(
         &set(&[]),
         Some("2.36"),
