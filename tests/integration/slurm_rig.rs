@@ -855,7 +855,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The output file of a job in the scratch directory, and sbatch's `-o` for it.
-fn output_arg(slurm: &Slurm, tag: &str) -> (PathBuf, String) {
+pub(crate) fn output_arg(slurm: &Slurm, tag: &str) -> (PathBuf, String) {
     let path = slurm.dir().join(format!("out-{tag}.txt"));
     let arg = format!("--output={}", path.display());
     (path, arg)
@@ -863,7 +863,7 @@ fn output_arg(slurm: &Slurm, tag: &str) -> (PathBuf, String) {
 
 /// Submits `constraint` and asserts that the job completes on the real node, writing
 /// `hostname -s` to its output file.
-fn assert_runs_on_real_node(slurm: &Slurm, constraint: &str, tag: &str) {
+pub(crate) fn assert_runs_on_real_node(slurm: &Slurm, constraint: &str, tag: &str) {
     let (out, out_arg) = output_arg(slurm, tag);
     let c = format!("--constraint={constraint}");
     let id = slurm.submit(&[&c, &out_arg], "hostname -s\n");
@@ -877,7 +877,7 @@ fn assert_runs_on_real_node(slurm: &Slurm, constraint: &str, tag: &str) {
 
 /// Asserts that sbatch refuses `constraint` at submission with `message`, and that no job
 /// was created.
-fn assert_refused(slurm: &Slurm, constraint: &str, message: &str) {
+pub(crate) fn assert_refused(slurm: &Slurm, constraint: &str, message: &str) {
     let c = format!("--constraint={constraint}");
     let out = slurm.sbatch(&[&c], "hostname -s\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
