@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::registry::layers::{TempRoot, Tree, decompress};
-use crate::registry::{Manifest, parse_manifest, platform_matches};
+use crate::registry::{Descriptor, Manifest, Platform, parse_manifest, platform_matches};
 
 /// index.json, manifests and configs larger than this are refused.
 const MAX_JSON: u64 = 4 << 20;
@@ -24,6 +24,8 @@ pub struct Unpacked {
     pub cwd: String,
     /// The manifest's digest.
     pub digest: String,
+    /// The platform its config names (`os`, `architecture`, `variant`), when it does.
+    pub platform: Option<Platform>,
 }
 
 /// Whether `dir` is an OCI image layout.
@@ -60,22 +62,27 @@ fn blob(dir: &Path, digest: &str) -> Result<PathBuf, String> {
     Ok(dir.join("blobs/sha256").join(hex))
 }
 
-/// Unpacks the image `tag` (or the only one) of the layout at `dir` for `platform`
-/// (`linux/amd64`).
-pub fn unpack(dir: &Path, tag: Option<&str>, platform: &str) -> Result<Unpacked, String> {
+/// The manifests the image `tag` (or the only image) of the layout at `dir` offers, each
+/// with its platform and annotations: the entries of the image index it names, or the one
+/// manifest. Without a tag, index.json's own entries when none of them is an index (a
+/// layout written with one manifest per platform).
+pub fn manifests(dir: &Path, tag: Option<&str>) -> Result<Vec<Descriptor>, String> {
     let index_path = dir.join("index.json");
     let index = parse_manifest(&index_path.display().to_string(), &read_json(&index_path)?)
         .map_err(|e| e.to_string())?;
-    let named = |d: &&crate::registry::Descriptor| tag.is_none_or(|t| d.ref_name() == Some(t));
-    let chosen: Vec<&crate::registry::Descriptor> = index.manifests.iter().filter(named).collect();
-    let entry = match chosen.as_slice() {
+    let named: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| tag.is_none_or(|t| d.ref_name() == Some(t)))
+        .collect();
+    match named.as_slice() {
         [] => {
             let tags: Vec<&str> = index
                 .manifests
                 .iter()
                 .filter_map(|d| d.ref_name())
                 .collect();
-            return Err(format!(
+            Err(format!(
                 "{}: no image {} (it has {})",
                 index_path.display(),
                 tag.unwrap_or("at all"),
@@ -84,43 +91,77 @@ pub fn unpack(dir: &Path, tag: Option<&str>, platform: &str) -> Result<Unpacked,
                 } else {
                     tags.join(", ")
                 }
-            ));
+            ))
         }
-        [one] => *one,
-        several => {
-            // Several images: the one for this platform, else ask for a tag.
-            match several.iter().find(|d| {
+        [one] => {
+            let manifest = load_manifest(dir, &one.digest)?;
+            Ok(if manifest.manifests.is_empty() {
+                vec![(*one).clone()]
+            } else {
+                manifest.manifests
+            })
+        }
+        several if several.iter().all(|d| !is_index(d)) => {
+            Ok(several.iter().map(|d| (*d).clone()).collect())
+        }
+        several => Err(format!(
+            "{}: {} images; name one as {}:TAG",
+            index_path.display(),
+            several.len(),
+            dir.display()
+        )),
+    }
+}
+
+/// Whether a descriptor names an image index (OCI) or a manifest list (Docker).
+fn is_index(d: &Descriptor) -> bool {
+    d.media_type.ends_with(".index.v1+json") || d.media_type.ends_with(".manifest.list.v2+json")
+}
+
+/// Unpacks the image `tag` (or the only one) of the layout at `dir` for `platform`
+/// (`linux/amd64`).
+pub fn unpack(dir: &Path, tag: Option<&str>, platform: &str) -> Result<Unpacked, String> {
+    let offered = manifests(dir, tag)?;
+    let entry = match offered.as_slice() {
+        [one] if one.platform.is_none() => one,
+        several => several
+            .iter()
+            .find(|d| {
                 d.platform
                     .as_ref()
                     .is_some_and(|p| platform_matches(&p.text(), platform))
-            }) {
-                Some(d) => *d,
-                None => {
-                    return Err(format!(
+            })
+            .ok_or_else(|| {
+                let platforms: Vec<String> = several
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(Platform::text))
+                    .collect();
+                if platforms.is_empty() {
+                    format!(
                         "{}: {} images; name one as {}:TAG",
-                        index_path.display(),
+                        dir.join("index.json").display(),
                         several.len(),
                         dir.display()
-                    ));
+                    )
+                } else {
+                    format!(
+                        "{}: no manifest for {platform} (it has {})",
+                        dir.display(),
+                        platforms.join(", ")
+                    )
                 }
-            }
-        }
+            })?,
     };
-    let mut digest = entry.digest.clone();
-    let mut manifest: Manifest = load_manifest(dir, &digest)?;
+    unpack_manifest(dir, &entry.digest)
+}
+
+/// Unpacks the manifest `digest` (an image, not an index) of the layout at `dir`.
+pub fn unpack_manifest(dir: &Path, digest: &str) -> Result<Unpacked, String> {
+    let manifest = load_manifest(dir, digest)?;
     if !manifest.manifests.is_empty() {
-        let Some(m) = manifest.manifests.iter().find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| platform_matches(&p.text(), platform))
-        }) else {
-            return Err(format!(
-                "{digest}: the index has no manifest for {platform}"
-            ));
-        };
-        digest = m.digest.clone();
-        manifest = load_manifest(dir, &digest)?;
+        return Err(format!("{digest}: an image index, not an image manifest"));
     }
+    let digest = digest.to_string();
     let config_digest = manifest
         .config
         .as_ref()
@@ -130,6 +171,17 @@ pub fn unpack(dir: &Path, tag: Option<&str>, platform: &str) -> Result<Unpacked,
         serde_json::from_slice(&read_json(&blob(dir, &config_digest)?)?)
             .map_err(|e| format!("{config_digest}: the image config is not JSON: {e}"))?;
     let c = &config["config"];
+    let field = |k: &str| {
+        config[k]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let platform = field("architecture").map(|architecture| Platform {
+        architecture,
+        os: field("os").unwrap_or_default(),
+        variant: field("variant"),
+    });
     let strings = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .map(|a| {
@@ -175,6 +227,7 @@ pub fn unpack(dir: &Path, tag: Option<&str>, platform: &str) -> Result<Unpacked,
         args,
         cwd,
         digest,
+        platform,
     })
 }
 

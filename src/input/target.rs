@@ -162,6 +162,15 @@ impl Target {
                 path: shown.display().to_string(),
                 message,
             })?;
+        Target::unpacked(shown, unpacked)
+    }
+
+    /// An image unpacked from an OCI image layout (see [`super::layout::unpack_manifest`]),
+    /// named `shown`.
+    pub fn unpacked(
+        shown: &Path,
+        unpacked: super::layout::Unpacked,
+    ) -> Result<Target, TargetError> {
         let rootfs = RootFs::open(&unpacked.root.path)?;
         Ok(Target {
             path: shown.to_path_buf(),

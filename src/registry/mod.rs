@@ -210,7 +210,13 @@ impl Client {
         })
     }
 
-    async fn resolve_one(&self, text: &str) -> Result<Resolved, RegistryError> {
+    /// What `reference` points to, as the registry sends it: its digest and the index or
+    /// manifest (each platform's entry with its annotations).
+    pub fn index(&self, reference: &str) -> Result<(String, Manifest), RegistryError> {
+        self.rt.block_on(self.pull(reference))
+    }
+
+    async fn pull(&self, text: &str) -> Result<(String, Manifest), RegistryError> {
         let r = parse_reference(text)?;
         let auth = self.auth_for(&r);
         let call = self.oci.pull_manifest_raw(&r, &auth, ACCEPT);
@@ -218,8 +224,12 @@ impl Client {
             .await
             .map_err(|_| self.timeout_error(text, &r))?
             .map_err(|e| self.classify(text, &r, e))?;
-        let digest = sha256_digest(&bytes);
-        let m = parse_manifest(text, &bytes)?;
+        Ok((sha256_digest(&bytes), parse_manifest(text, &bytes)?))
+    }
+
+    async fn resolve_one(&self, text: &str) -> Result<Resolved, RegistryError> {
+        let r = parse_reference(text)?;
+        let (digest, m) = self.pull(text).await?;
         let platforms = m
             .manifests
             .iter()
