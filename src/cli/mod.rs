@@ -11,6 +11,7 @@ mod hosts;
 mod inspect;
 mod labels;
 mod render;
+mod select;
 pub mod schema;
 
 use clap::{Parser, Subcommand};
@@ -100,6 +101,10 @@ pub enum Command {
     /// the registry (digests, newer tags of the same track, the OCI base-image labels),
     /// refusing moves to an image that would no longer run on the hosts given
     Dockerfile(dockerfile::DockerfileArgs),
+    /// The manifest of a multi-platform image (an OCI layout or a registry reference) that
+    /// runs best on this host or the hosts described: platform, amd64 level, archspec
+    /// target, each variant's claim checked against its files; prints the digest to pull
+    Select(select::SelectArgs),
     /// Man pages and shell completions, generated from this command's own definition
     Generate(generate::GenerateArgs),
 }
@@ -136,6 +141,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         }
         Command::Cdi(args) => cdi::run(args),
         Command::Dockerfile(args) => dockerfile::run(args),
+        Command::Select(args) => select::run(args),
         Command::Generate(args) => generate::run(args),
     }
 }

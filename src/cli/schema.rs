@@ -31,6 +31,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "dockerfile.json",
             value(schema_for!(super::dockerfile::Report)),
         ),
+        ("select.json", value(schema_for!(super::select::SelectJson))),
     ]
 }
 

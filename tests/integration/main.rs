@@ -32,6 +32,7 @@ mod real_rootfs;
 mod registry_rig;
 mod rootfs;
 mod schema;
+mod select;
 mod sif;
 mod site_mpi;
 mod slurm_rig;
