@@ -73,3 +73,18 @@ pub fn judge(target: &Target, config: &Config, ask: &Ask) -> Result<Report, Verd
     let shown = target.path.display().to_string();
     Ok(evaluate(&facts, &inject, &policy, notes, &shown))
 }
+
+/// What `target` needs of any node (`match`): its side of a verdict, read as `judge`
+/// reads it, turned by the engine into the names a node must offer. `inject` as
+/// `--inject` (else the annotations'), returned resolved.
+pub fn needs(
+    target: &Target,
+    inject: Option<&str>,
+) -> Result<(crate::engine::features::Need, Inject), VerdictError> {
+    let inject = Inject::resolve(inject, &target.annotations)?;
+    // The container's loader picks glibc-hwcaps copies for the CPU it runs on.
+    let cpu = host_cpu_cached(true);
+    let container = crate::facts::read::container_side(target, &cpu.hwcaps());
+    target.damage()?;
+    Ok((crate::engine::features::need(&container, &inject), inject))
+}

@@ -64,12 +64,26 @@ pub(super) fn read(path: &Path) -> Result<Vec<(String, HostDescription)>, CliErr
     if bytes.len() as u64 > MAX_HOST_FILE {
         return Err(err(format!("larger than {MAX_HOST_FILE} bytes")));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| err(format!("not JSON: {e}")))?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| shown.clone());
+    // One description (what `host --json` writes): read straight into its type once its
+    // schema version is checked, without building a tree of the whole file first.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        #[derive(serde::Deserialize)]
+        struct Versioned {
+            schema_version: Option<serde_json::Value>,
+        }
+        let v: Versioned =
+            serde_json::from_slice(&bytes).map_err(|e| err(format!("not JSON: {e}")))?;
+        check_version(&stem, v.schema_version.as_ref().and_then(|s| s.as_u64())).map_err(err)?;
+        let host: HostDescription = serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("{stem}: not a host description (host --json): {e}")))?;
+        return Ok(vec![(stem, host)]);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| err(format!("not JSON: {e}")))?;
     let items: Vec<(String, serde_json::Value)> = match value {
         serde_json::Value::Array(a) => a
             .into_iter()
@@ -80,17 +94,21 @@ pub(super) fn read(path: &Path) -> Result<Vec<(String, HostDescription)>, CliErr
     };
     let mut out = Vec::new();
     for (name, v) in items {
-        let version = v.get("schema_version").and_then(|s| s.as_u64());
-        let expected = u64::from(crate::inventory::model::SCHEMA_VERSION);
-        if version != Some(expected) {
-            return Err(err(format!(
-                "{name}: schema_version {} where {expected} is read (describe the host again with this containerspec: host --json)",
-                version.map_or("missing".to_string(), |v| v.to_string())
-            )));
-        }
+        check_version(&name, v.get("schema_version").and_then(|s| s.as_u64())).map_err(err)?;
         let host: HostDescription = serde_json::from_value(v)
             .map_err(|e| err(format!("{name}: not a host description (host --json): {e}")))?;
         out.push((name, host));
     }
     Ok(out)
+}
+
+fn check_version(name: &str, version: Option<u64>) -> Result<(), String> {
+    let expected = u64::from(crate::inventory::model::SCHEMA_VERSION);
+    if version == Some(expected) {
+        return Ok(());
+    }
+    Err(format!(
+        "{name}: schema_version {} where {expected} is read (describe the host again with this containerspec: host --json)",
+        version.map_or("missing".to_string(), |v| v.to_string())
+    ))
 }

@@ -75,8 +75,8 @@ pub struct ImageMatch {
     pub inject: String,
     /// The Slurm `--constraint` expression.
     pub constraint: String,
-    /// A pod's `affinity` (its `nodeAffinity`).
-    pub affinity: serde_json::Value,
+    /// A pod's `affinity` (its `nodeAffinity`); null when the image needs nothing.
+    pub affinity: Option<render::Affinity>,
     #[serde(flatten)]
     pub need: Need,
     /// The nodes judged (with --hosts or --slurm-conf), in the order given.
@@ -101,16 +101,10 @@ struct Node {
 
 pub fn run(args: &MatchArgs) -> Result<u8, CliError> {
     let nodes = load_nodes(args)?;
-    let cpu = crate::inventory::hostcache::host_cpu_cached(true);
-    let hwcaps = cpu.hwcaps();
     let mut images = Vec::new();
     for path in &args.targets {
         let target = Target::open(path)?;
-        let inject = Inject::resolve(args.inject.as_deref(), &target.annotations)
-            .map_err(|e| CliError::Action(e.to_string()))?;
-        let container = crate::facts::read::container_side(&target, &hwcaps);
-        target.damage()?;
-        let need = features::need(&container, &inject);
+        let (need, inject) = crate::verdict::needs(&target, args.inject.as_deref())?;
         images.push(judge(path, &inject, need, &nodes));
     }
     let status = u8::from(
@@ -175,7 +169,7 @@ fn judge(path: &Path, inject: &Inject, need: Need, nodes: &[Node]) -> ImageMatch
             s => s,
         },
         constraint: render::slurm_constraint(&need),
-        affinity: render::k8s_affinity_json(&need),
+        affinity: render::k8s_affinity(&need),
         fitting: judged.iter().filter(|n| n.fits).count(),
         nodes: judged,
         need,

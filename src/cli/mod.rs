@@ -10,9 +10,10 @@ mod host;
 mod hosts;
 mod inspect;
 mod labels;
+mod match_cmd;
 mod render;
-mod select;
 pub mod schema;
+mod select;
 
 use clap::{Parser, Subcommand};
 
@@ -101,6 +102,10 @@ pub enum Command {
     /// the registry (digests, newer tags of the same track, the OCI base-image labels),
     /// refusing moves to an image that would no longer run on the hosts given
     Dockerfile(dockerfile::DockerfileArgs),
+    /// The constraint that places a job where its image runs: a Slurm --constraint, a
+    /// Kubernetes nodeAffinity or Node Feature Discovery's image-compatibility artifact,
+    /// from the image's files; with --hosts or --slurm-conf, which nodes fit and why not
+    Match(match_cmd::MatchArgs),
     /// The manifest of a multi-platform image (an OCI layout or a registry reference) that
     /// runs best on this host or the hosts described: platform, amd64 level, archspec
     /// target, each variant's claim checked against its files; prints the digest to pull
@@ -141,6 +146,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         }
         Command::Cdi(args) => cdi::run(args),
         Command::Dockerfile(args) => dockerfile::run(args),
+        Command::Match(args) => match_cmd::run(args),
         Command::Select(args) => select::run(args),
         Command::Generate(args) => generate::run(args),
     }

@@ -32,6 +32,10 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             value(schema_for!(super::dockerfile::Report)),
         ),
         ("select.json", value(schema_for!(super::select::SelectJson))),
+        (
+            "match.json",
+            value(schema_for!(super::match_cmd::MatchReport)),
+        ),
     ]
 }
 

@@ -129,4 +129,33 @@ fn printed_json_is_declared() {
         "labels.json",
         &run(&["labels", &b_new, "--check", "--json"], &[0]),
     );
+    // Which nodes fit, one refused with what it lacks.
+    let hosts = dir.join("hosts");
+    std::fs::create_dir_all(&hosts).unwrap();
+    for (name, root) in [("new", &bookworm), ("old", &bullseye)] {
+        let desc = run(&["host", "--root", root.to_str().unwrap(), "--json"], &[0]);
+        std::fs::write(hosts.join(format!("{name}.json")), desc.to_string()).unwrap();
+    }
+    let matched = run(
+        &[
+            "match",
+            &b_new,
+            &b_old,
+            "--inject",
+            "mpi",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--json",
+        ],
+        &[0],
+    );
+    // The bullseye image does not fit the bookworm host (its MPICH needs a newer glibc).
+    let nodes = matched["images"][1]["nodes"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .any(|n| !n["missing"].as_array().unwrap().is_empty()),
+        "{matched}"
+    );
+    check("match.json", &matched);
 }

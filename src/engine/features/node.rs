@@ -1,6 +1,7 @@
 //! A node's features, from its description (`host --json`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,29 +48,7 @@ pub fn offer(host: &HostDescription) -> Offer {
             .push("no architecture: the description has neither arch nor cpu".into()),
     }
     match (cpu_features(host), arch.as_deref()) {
-        (Some(usable), Some(arch)) => {
-            let x86 = arch == "x86_64";
-            if x86 {
-                for level in 1..=x86_level_of(&usable) {
-                    f.insert(format!("x86_64_v{level}"));
-                }
-            }
-            for flag in &usable {
-                let published = if x86 {
-                    is_x86_codegen(flag) && !X86_BASELINE.contains(&flag.as_str())
-                } else {
-                    true
-                };
-                if published && super::catalog::parse(&format!("isa_{flag}")).is_some() {
-                    f.insert(format!("isa_{flag}"));
-                }
-            }
-            for target in runnable_targets(arch, &usable) {
-                if super::catalog::parse(&format!("cpu_{target}")).is_some() {
-                    f.insert(format!("cpu_{target}"));
-                }
-            }
-        }
+        (Some(usable), Some(arch)) => f.extend(cpu_offer(arch, usable)),
         _ => out
             .notes
             .push("no CPU: the description has no usable CPU features".into()),
@@ -78,6 +57,51 @@ pub fn offer(host: &HostDescription) -> Offer {
     mpi(host, &mut out);
     gpu(host, &mut out);
     out
+}
+
+/// The CPU's features: its level ladder, its code-generation flags, the archspec targets
+/// it runs. Remembered per feature set: a cluster has few kinds of CPU, and the targets
+/// take most of a node's time.
+fn cpu_offer(arch: &str, usable: BTreeSet<String>) -> BTreeSet<String> {
+    type Memo = HashMap<(String, BTreeSet<String>), BTreeSet<String>>;
+    thread_local! {
+        static MEMO: RefCell<Memo> = RefCell::new(HashMap::new());
+    }
+    let key = (arch.to_string(), usable);
+    if let Some(hit) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
+        return hit;
+    }
+    let (arch, usable) = (&key.0, &key.1);
+    let mut f = BTreeSet::new();
+    let x86 = arch == "x86_64";
+    if x86 {
+        for level in 1..=x86_level_of(usable) {
+            f.insert(format!("x86_64_v{level}"));
+        }
+    }
+    for flag in usable {
+        let published = if x86 {
+            is_x86_codegen(flag) && !X86_BASELINE.contains(&flag.as_str())
+        } else {
+            true
+        };
+        if published && super::catalog::parse(&format!("isa_{flag}")).is_some() {
+            f.insert(format!("isa_{flag}"));
+        }
+    }
+    for target in runnable_targets(arch, usable) {
+        if super::catalog::parse(&format!("cpu_{target}")).is_some() {
+            f.insert(format!("cpu_{target}"));
+        }
+    }
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        // Bounded: a description set with endless kinds of CPU recomputes.
+        if m.len() < 4096 {
+            m.insert(key.clone(), f.clone());
+        }
+    });
+    f
 }
 
 fn glibc(host: &HostDescription, out: &mut Offer) {

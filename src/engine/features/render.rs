@@ -111,16 +111,15 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// A pod's `affinity` that requires every need (YAML, to paste under `spec:`).
+/// A pod's `affinity` that requires every need (YAML, to paste under `spec:`); an
+/// empty one when the image needs nothing (an empty selector term would match no node).
 pub fn k8s_affinity_yaml(need: &Need) -> String {
+    if need.all.is_empty() {
+        return "affinity: {}\n".into();
+    }
     let mut out = String::from(
         "affinity:\n  nodeAffinity:\n    requiredDuringSchedulingIgnoredDuringExecution:\n      nodeSelectorTerms:\n      - matchExpressions:\n",
     );
-    if need.all.is_empty() {
-        out.truncate(out.len() - "      nodeSelectorTerms:\n      - matchExpressions:\n".len());
-        out.push_str("      nodeSelectorTerms: []\n");
-        return out;
-    }
     for n in &need.all {
         out.push_str(&format!(
             "        - key: {}\n          operator: Exists\n",
@@ -130,19 +129,60 @@ pub fn k8s_affinity_yaml(need: &Need) -> String {
     out
 }
 
-/// The same affinity as JSON.
-pub fn k8s_affinity_json(need: &Need) -> serde_json::Value {
-    let expressions: Vec<serde_json::Value> = need
+/// A pod's `affinity` (the Kubernetes API's field names).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Affinity {
+    pub node_affinity: NodeAffinity,
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAffinity {
+    pub required_during_scheduling_ignored_during_execution: NodeSelector,
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSelector {
+    /// Alternatives; containerspec writes one term that needs every label.
+    pub node_selector_terms: Vec<NodeSelectorTerm>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSelectorTerm {
+    pub match_expressions: Vec<NodeSelectorRequirement>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct NodeSelectorRequirement {
+    /// The label: `containerspec.io/arch_x86_64`.
+    pub key: String,
+    /// Always `Exists`.
+    pub operator: String,
+}
+
+/// The same affinity as data (for `--json`); None when the image needs nothing (an
+/// empty selector term would match no node).
+pub fn k8s_affinity(need: &Need) -> Option<Affinity> {
+    if need.all.is_empty() {
+        return None;
+    }
+    let match_expressions = need
         .all
         .iter()
-        .map(|n| serde_json::json!({"key": k8s_label(&n.feature), "operator": "Exists"}))
+        .map(|n| NodeSelectorRequirement {
+            key: k8s_label(&n.feature),
+            operator: "Exists".into(),
+        })
         .collect();
-    serde_json::json!({
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": expressions}]
-            }
-        }
+    Some(Affinity {
+        node_affinity: NodeAffinity {
+            required_during_scheduling_ignored_during_execution: NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm { match_expressions }],
+            },
+        },
     })
 }
 
