@@ -235,10 +235,7 @@ fn load_nodes(args: &MatchArgs) -> Result<Vec<Node>, CliError> {
 /// slurm.conf larger than this is refused.
 const MAX_SLURM_CONF: u64 = 16 << 20;
 
-/// The nodes of a slurm.conf, with the features of containerspec's namespace on their
-/// `NodeName=` lines. A name with containerspec's prefix that it does not write is an
-/// error (a typo would otherwise place jobs wrongly); the site's own features are left
-/// alone.
+/// The nodes a slurm.conf declares, by the features of containerspec's namespace.
 fn slurm_nodes(path: &Path) -> Result<Vec<Node>, CliError> {
     use std::io::Read;
     let shown = path.display().to_string();
@@ -246,52 +243,22 @@ fn slurm_nodes(path: &Path) -> Result<Vec<Node>, CliError> {
         path: shown.clone(),
         message,
     };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
         .map_err(|e| err(e.to_string()))?
         .take(MAX_SLURM_CONF + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| err(e.to_string()))?;
-    if text.len() as u64 > MAX_SLURM_CONF {
+    if bytes.len() as u64 > MAX_SLURM_CONF {
         return Err(err(format!("larger than {MAX_SLURM_CONF} bytes")));
     }
-    let mut nodes = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or_default();
-        let mut name = None;
-        let mut feats = None;
-        for word in line.split_whitespace() {
-            let Some((key, value)) = word.split_once('=') else {
-                continue;
-            };
-            match key.to_ascii_lowercase().as_str() {
-                "nodename" => name = Some(value.to_string()),
-                "features" | "feature" => feats = Some(value.to_string()),
-                _ => {}
-            }
-        }
-        let Some(name) = name else { continue };
-        if name.eq_ignore_ascii_case("default") {
-            continue;
-        }
-        let mut features = BTreeSet::new();
-        for f in feats.iter().flat_map(|f| f.split(',')) {
-            let Some(short) = f.strip_prefix(render::SLURM_PREFIX) else {
-                continue;
-            };
-            if features::parse(short).is_none() {
-                return Err(err(format!(
-                    "line {}: node {name}: unknown feature {f:?}: containerspec writes no such \
-                     name (regenerate the line with containerspec host --format slurm)",
-                    n + 1
-                )));
-            }
-            features.insert(short.to_string());
-        }
-        nodes.push(Node { name, features });
-    }
-    if nodes.is_empty() {
-        return Err(err("no NodeName= line".into()));
-    }
-    Ok(nodes)
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(features::slurmconf::nodes(&text)
+        .map_err(err)?
+        .into_iter()
+        .map(|n| Node {
+            name: n.name,
+            features: n.features,
+        })
+        .collect())
 }

@@ -103,6 +103,10 @@ fn is_family(s: &str) -> bool {
 /// Parses a feature name (without a scheduler's prefix). None when containerspec does
 /// not write such a name.
 pub fn parse(name: &str) -> Option<Kind> {
+    // A Kubernetes label's name part, and a name starting with a letter.
+    if name.len() > 63 || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
     if let Some(arch) = name.strip_prefix("arch_") {
         return is_token(arch).then(|| Kind::Arch(arch.into()));
     }
@@ -155,10 +159,11 @@ pub fn glibc_rung(minor: u32) -> String {
     format!("2.{minor}")
 }
 
-/// The rung of a glibc version (`2.36`, `2.2.5`): its minor.
+/// The rung of a glibc version (`2.36`, `2.2.5`): its minor; None for anything a
+/// feature name cannot spell (three digits at most).
 pub fn glibc_minor_of(v: &Version) -> Option<u32> {
     match v.0.as_slice() {
-        [2, minor, ..] => Some(*minor),
+        [2, minor, ..] if *minor <= 999 => Some(*minor),
         _ => None,
     }
 }

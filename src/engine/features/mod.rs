@@ -14,12 +14,14 @@
 //! minor-version compatibility (the same function `check-bundle` asks).
 //!
 //! [`node`] computes a node's features, [`need`] an image's needs, [`fits`] compares
-//! them and says why not, [`render`] writes them for Slurm and Kubernetes.
+//! them and says why not, [`render`] writes them for Slurm and Kubernetes, and
+//! [`slurmconf`] reads them back from a `slurm.conf`.
 
 pub mod catalog;
 pub mod need;
 pub mod node;
 pub mod render;
+pub mod slurmconf;
 
 use std::collections::BTreeSet;
 

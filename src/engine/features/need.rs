@@ -280,7 +280,7 @@ fn legacy(container: &ContainerFacts, out: &mut Need) {
         .and_then(|i| i.version.as_deref())
         .and_then(Version::parse)
         .and_then(|v| v.0.first().copied());
-    if !major.is_some_and(|m| m < 5) {
+    if major.is_none_or(|m| m >= 5) {
         return;
     }
     let removed = ["libmpi_cxx.so.40", "libopen-rte.so.40", "libopen-pal.so.40"];

@@ -40,9 +40,12 @@ pub fn offer(host: &HostDescription) -> Offer {
     let f = &mut out.features;
     let arch = host.arch().map(str::to_string);
     match &arch {
-        Some(a) => {
+        Some(a) if super::catalog::parse(&format!("arch_{a}")).is_some() => {
             f.insert(format!("arch_{a}"));
         }
+        Some(a) => out.notes.push(format!(
+            "the architecture {a:?} cannot be spelt as a feature"
+        )),
         None => out
             .notes
             .push("no architecture: the description has neither arch nor cpu".into()),
@@ -121,9 +124,12 @@ fn glibc(host: &HostDescription, out: &mut Offer) {
             .push(format!("glibc: {} states no version", libc.path));
         return;
     };
-    for m in GLIBC_FLOOR.min(minor)..=minor {
+    // The ladder stops at its top; a newer glibc adds its own rung (a description's
+    // version is not trusted to bound a loop).
+    for m in GLIBC_FLOOR.min(minor)..=minor.min(GLIBC_TOP) {
         out.features.insert(format!("glibc_{}", glibc_rung(m)));
     }
+    out.features.insert(format!("glibc_{}", glibc_rung(minor)));
 }
 
 /// Per family, the installation `check-bundle --inject mpi` would choose: the first of
@@ -150,7 +156,7 @@ fn mpi(host: &HostDescription, out: &mut Offer) {
                 .as_deref()
                 .and_then(Version::parse)
                 .and_then(|v| v.0.first().copied());
-            if !major.is_some_and(|m| m >= 5) {
+            if major.is_none_or(|m| m < 5) {
                 out.features.insert("mpi_openmpi_legacy".into());
             }
         }

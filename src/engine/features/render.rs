@@ -28,15 +28,6 @@ pub fn k8s_label(feature: &str) -> String {
     format!("{K8S_NAMESPACE}/{feature}")
 }
 
-/// A scheduler's name back to a feature: None when it is not in containerspec's
-/// namespace (a site's own feature, left alone).
-pub fn unprefix(name: &str) -> Option<&str> {
-    name.strip_prefix(SLURM_PREFIX).or_else(|| {
-        name.strip_prefix(&format!("{K8S_NAMESPACE}/")[..])
-            .map(|s| s)
-    })
-}
-
 /// `Features=cs_arch_x86_64,cs_x86_64_v1,...` for the node's line in `slurm.conf`.
 pub fn slurm_features(features: &BTreeSet<String>) -> String {
     let names: Vec<String> = features.iter().map(|f| slurm_name(f)).collect();

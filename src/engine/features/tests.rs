@@ -545,3 +545,35 @@ fn formats() {
     assert!(spec.starts_with("version: v1alpha1\ncompatibilities:\n"));
     assert!(spec.contains("    - feature: local.label\n"));
 }
+
+#[test]
+fn hostile_versions_bound_no_loop_and_publish_only_names_that_parse() {
+    let mut h = host(&set(&["avx2"]), "2.4294967295");
+    h.inventory.arch = Some("x86 64; rm -rf".into());
+    h.mpi_installations = vec![installation(
+        MpiAbi::Mpich,
+        "libmpich.so.12",
+        "4.0.2",
+        Some("2.4000000000"),
+    )];
+    let o = offer(&h);
+    assert!(
+        o.features.iter().all(|f| parse(f).is_some()),
+        "{:?}",
+        o.features
+    );
+    assert!(
+        !o.features
+            .iter()
+            .any(|f| f.starts_with("glibc_") || f.starts_with("arch_"))
+    );
+    assert!(
+        o.notes.iter().any(|n| n.contains("cannot be spelt")),
+        "{:?}",
+        o.notes
+    );
+    // A glibc beyond the ladder's top adds its own rung.
+    let newer = offer(&host(&set(&[]), "2.61"));
+    assert!(newer.features.contains("glibc_2.50") && newer.features.contains("glibc_2.61"));
+    assert!(!newer.features.contains("glibc_2.51"));
+}
