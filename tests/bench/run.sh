@@ -73,3 +73,13 @@ if [[ $(id -u) -eq 0 ]]; then
 else
   echo "dockerfile benchmark skipped: needs root (tests/rigs/registry.sh builds the images)"
 fi
+
+# Clusters: `match --hosts` over 10,000 host descriptions, one image and 100, against one
+# `match` process per (image, host).
+echo
+tests/rigs/setup.sh bullseye-mpich bookworm-mpich trixie-mpich \
+  bullseye-openmpi bookworm-openmpi trixie-openmpi >/dev/null
+python3 tests/bench/clusters.py \
+  --containerspec target/release/containerspec \
+  --rootfs-cache "$cache/rootfs" \
+  --rounds "${2:-5}"
