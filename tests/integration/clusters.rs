@@ -9,17 +9,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cpu_truth::on_cpu;
 use crate::util::{TempDir, cached_rootfs, containerspec, missing};
 
-const ROOTS: &[&str] = &[
-    "bullseye-mpich",
-    "bookworm-mpich",
-    "trixie-mpich",
-    "bullseye-openmpi",
-    "bookworm-openmpi",
-    "trixie-openmpi",
-    "bookworm-arm64",
-];
+/// The six MPI roots of `inject_pairs`, and the arm64 one.
+fn roots() -> Vec<&'static str> {
+    let mut all = crate::inject_pairs::ROOTS.to_vec();
+    all.push("bookworm-arm64");
+    all
+}
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/integration/golden/clusters"
@@ -43,7 +41,7 @@ pub(crate) fn bundle(dir: &Path, rootfs: &Path, program: &str) -> PathBuf {
 pub(crate) fn root_descriptions(dir: &Path) -> Option<BTreeMap<String, PathBuf>> {
     std::fs::create_dir_all(dir).unwrap();
     let mut out = BTreeMap::new();
-    for name in ROOTS {
+    for name in roots() {
         let root = cached_rootfs(name)?;
         let o = containerspec(&["host", "--root", root.to_str().unwrap(), "--json"]);
         assert!(
@@ -59,7 +57,7 @@ pub(crate) fn root_descriptions(dir: &Path) -> Option<BTreeMap<String, PathBuf>>
 }
 
 /// `match ... --json`: per node name, whether it fits.
-fn fits_by_node(args: &[&str]) -> BTreeMap<String, bool> {
+pub(crate) fn fits_by_node(args: &[&str]) -> BTreeMap<String, bool> {
     let mut all = vec!["match"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -107,7 +105,7 @@ fn match_selects_exactly_the_hosts_check_bundle_calls_compatible() {
     let mut counts = BTreeMap::<(&str, bool), usize>::new();
     let mut table = String::new();
     for inject in ["mpi", "none"] {
-        for image in ROOTS {
+        for image in roots() {
             let root = cached_rootfs(image).unwrap();
             let b = bundle(
                 &dir.path().join(format!("bundle-{image}")),
@@ -123,7 +121,7 @@ fn match_selects_exactly_the_hosts_check_bundle_calls_compatible() {
                 hosts_dir.to_str().unwrap(),
             ]);
             assert_eq!(fits.len(), hosts.len());
-            for host in ROOTS {
+            for host in roots() {
                 let host_root = cached_rootfs(host).unwrap();
                 let compatible = verdict(&[
                     b,
@@ -133,9 +131,9 @@ fn match_selects_exactly_the_hosts_check_bundle_calls_compatible() {
                     host_root.to_str().unwrap(),
                 ]);
                 assert_eq!(
-                    fits[*host], compatible,
+                    fits[host], compatible,
                     "--inject {inject}: {image} on {host}: match says fits={}, check-bundle says compatible={compatible}",
-                    fits[*host]
+                    fits[host]
                 );
                 *counts.entry((inject, compatible)).or_default() += 1;
                 if inject == "mpi" && compatible {
@@ -150,7 +148,7 @@ fn match_selects_exactly_the_hosts_check_bundle_calls_compatible() {
     // 98 pairs; both outcomes with injection, and the arm64 root refused elsewhere without.
     assert_eq!(
         counts.values().sum::<usize>(),
-        2 * ROOTS.len() * ROOTS.len()
+        2 * roots().len() * roots().len()
     );
     assert_eq!(counts[&("mpi", true)], 13, "{counts:?}");
     assert_eq!(counts[&("none", false)], 12, "{counts:?}");
@@ -223,18 +221,6 @@ fn cpu_bundle(dir: &Path, march: &str) -> PathBuf {
     b
 }
 
-/// `containerspec ARGS` under `qemu-x86_64 -cpu MODEL`, or natively.
-fn under(model: Option<&str>, program: &Path) -> Command {
-    match model {
-        Some(m) => {
-            let mut c = Command::new("qemu-x86_64");
-            c.args(["-cpu", m]).arg(program);
-            c
-        }
-        None => Command::new(program),
-    }
-}
-
 #[test]
 fn cpu_needs_select_the_cpus_check_bundle_accepts_and_those_run_the_binary() {
     if !cfg!(target_arch = "x86_64") {
@@ -264,7 +250,7 @@ fn cpu_needs_select_the_cpus_check_bundle_accepts_and_those_run_the_binary() {
     ];
     let name = |m: Option<&str>| m.unwrap_or("native").to_string();
     for m in &models {
-        let out = under(*m, exe)
+        let out = on_cpu(*m, exe)
             .args(["host", "--json", "--no-cache"])
             .output()
             .unwrap();
@@ -288,7 +274,7 @@ fn cpu_needs_select_the_cpus_check_bundle_accepts_and_those_run_the_binary() {
         let b = cpu_bundle(dir.path(), march);
         let fits = fits_by_node(&[b.to_str().unwrap(), "--hosts", hosts.to_str().unwrap()]);
         for m in &models {
-            let out = under(*m, exe)
+            let out = on_cpu(*m, exe)
                 .args(["check-bundle", "--json", "--no-cache"])
                 .arg(&b)
                 .output()
@@ -312,7 +298,7 @@ fn cpu_needs_select_the_cpus_check_bundle_accepts_and_those_run_the_binary() {
                 fit += 1;
                 // A node the constraint selects runs the program.
                 let root = b.join("rootfs");
-                let run = under(*m, &root.join("lib64/ld-linux-x86-64.so.2"))
+                let run = on_cpu(*m, &root.join("lib64/ld-linux-x86-64.so.2"))
                     .arg("--library-path")
                     .arg(root.join("lib/x86_64-linux-gnu"))
                     .arg(root.join("app"))

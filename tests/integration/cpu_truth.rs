@@ -469,7 +469,7 @@ fn succeed(cmd: &mut Command, what: &str) {
 }
 
 /// `program` to run under qemu as `model`, or natively.
-fn on_cpu(model: Option<&str>, program: &Path) -> Command {
+pub(crate) fn on_cpu(model: Option<&str>, program: &Path) -> Command {
     match model {
         Some(m) => {
             let mut c = Command::new("qemu-x86_64");

@@ -16,7 +16,7 @@ use crate::util::{
     Judged, cached_rootfs, containerspec, dpkg_version, is_root, scratch, upstream_version,
 };
 
-const ROOTS: &[&str] = &[
+pub(crate) const ROOTS: &[&str] = &[
     "bullseye-mpich",
     "bookworm-mpich",
     "trixie-mpich",

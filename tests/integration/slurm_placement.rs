@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::clusters::{bundle, root_descriptions};
+use crate::clusters::{bundle, fits_by_node, root_descriptions};
 use crate::slurm_rig::{NodeSpec, Slurm, assert_refused, assert_runs_on_real_node, output_arg};
 use crate::util::{TempDir, cached_rootfs, containerspec, rootfs_cache};
 
@@ -37,32 +37,13 @@ fn text(args: &[&str]) -> String {
 
 /// `match IMAGE --slurm-conf CONF`: which nodes fit.
 fn predicted(image: &str, inject: &str, conf: &Path) -> BTreeMap<String, bool> {
-    let out = containerspec(&[
-        "match",
+    fits_by_node(&[
         image,
         "--inject",
         inject,
         "--slurm-conf",
         conf.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["images"][0]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["name"].as_str().unwrap().to_string(),
-                n["fits"].as_bool().unwrap(),
-            )
-        })
-        .collect()
+    ])
 }
 
 /// The declared nodes: a `NodeName=` line per test root, from `host --format slurm`.

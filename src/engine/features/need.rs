@@ -142,42 +142,25 @@ fn cpu(inv: &crate::inventory::model::Inventory, out: &mut Need) {
             format!(": {}", sources.join(", "))
         }
     };
+    let target = m.required.as_deref().unwrap_or("its targets");
+    // On x86-64 the level names most features; the flags beyond it are named one by one.
+    let mut beyond: Vec<&String> = required.iter().collect();
     if inv.arch.as_deref() == Some("x86_64") {
         let level = x86_level_of(&required);
         if level >= 2 {
             out.add(
                 format!("x86_64_v{level}"),
-                format!(
-                    "the image requires {}{}",
-                    m.required.as_deref().unwrap_or("x86-64-v{level}"),
-                    by()
-                ),
+                format!("the image requires {target} (x86-64-v{level}){}", by()),
             );
         }
         let covered = x86_level_features(level);
-        for f in &required {
-            if !covered.contains(f) && !X86_BASELINE.contains(&f.as_str()) {
-                out.add(
-                    format!("isa_{f}"),
-                    format!(
-                        "the image requires {}, which uses {f}{}",
-                        m.required.as_deref().unwrap_or("its targets"),
-                        by()
-                    ),
-                );
-            }
-        }
-    } else {
-        for f in &required {
-            out.add(
-                format!("isa_{f}"),
-                format!(
-                    "the image requires {}, which uses {f}{}",
-                    m.required.as_deref().unwrap_or("its targets"),
-                    by()
-                ),
-            );
-        }
+        beyond.retain(|f| !covered.contains(*f) && !X86_BASELINE.contains(&f.as_str()));
+    }
+    for f in beyond {
+        out.add(
+            format!("isa_{f}"),
+            format!("the image requires {target}, which uses {f}{}", by()),
+        );
     }
     match m.status {
         TargetStatus::Recorded | TargetStatus::Declared => {}
