@@ -22,7 +22,7 @@ const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/integration/golden/clusters"
 );
-const MPI_PROGRAM: &str = "/opt/containerspec-test/mpi-version";
+pub(crate) const MPI_PROGRAM: &str = "/opt/containerspec-test/mpi-version";
 
 /// A bundle of `rootfs` whose process is `program`.
 pub(crate) fn bundle(dir: &Path, rootfs: &Path, program: &str) -> PathBuf {
@@ -355,7 +355,8 @@ fn golden(name: &str, got: &str) {
     );
 }
 
-fn stdout_of(args: &[&str]) -> String {
+/// `containerspec ARGS`'s stdout, asserting success.
+pub(crate) fn stdout_of(args: &[&str]) -> String {
     let out = containerspec(args);
     assert!(
         out.status.success(),

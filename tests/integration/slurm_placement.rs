@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::clusters::{bundle, fits_by_node, root_descriptions};
+use crate::clusters::{MPI_PROGRAM, bundle, fits_by_node, root_descriptions, stdout_of};
 use crate::slurm_rig::{NodeSpec, Slurm, assert_refused, assert_runs_on_real_node, output_arg};
 use crate::util::{TempDir, cached_rootfs, containerspec, rootfs_cache};
 
@@ -23,17 +23,6 @@ const DECLARED: &[&str] = &[
     "trixie-openmpi",
     "bookworm-arm64",
 ];
-const MPI_PROGRAM: &str = "/opt/containerspec-test/mpi-version";
-
-fn text(args: &[&str]) -> String {
-    let out = containerspec(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// `match IMAGE --slurm-conf CONF`: which nodes fit.
 fn predicted(image: &str, inject: &str, conf: &Path) -> BTreeMap<String, bool> {
@@ -51,7 +40,7 @@ fn declared(hosts: &BTreeMap<String, PathBuf>) -> Vec<NodeSpec> {
     DECLARED
         .iter()
         .map(|name| {
-            let line = text(&[
+            let line = stdout_of(&[
                 "host",
                 "--format",
                 "slurm",
@@ -79,7 +68,7 @@ fn sbatch_with_the_match_constraint_runs_where_the_image_runs_and_is_refused_whe
     let Some(hosts) = root_descriptions(&dir.path().join("hosts")) else {
         return;
     };
-    let real = text(&["host", "--format", "slurm"]);
+    let real = stdout_of(&["host", "--format", "slurm"]);
     let real: Vec<String> = real
         .trim()
         .strip_prefix("Features=")
@@ -219,7 +208,7 @@ fn the_helper_in_contrib_answers_node_features_helpers_for_this_node() {
     .unwrap();
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     // helpers.conf as containerspec writes it, for this node.
-    let conf = text(&[
+    let conf = stdout_of(&[
         "host",
         "--format",
         "slurm-helpers-conf",
@@ -234,7 +223,7 @@ fn the_helper_in_contrib_answers_node_features_helpers_for_this_node() {
             (name.to_string(), PathBuf::from(path))
         })
         .collect();
-    let answer = text(&["host", "--format", "slurm-helper"]);
+    let answer = stdout_of(&["host", "--format", "slurm-helper"]);
     let mut want: Vec<String> = answer.lines().map(str::to_string).collect();
     assert_eq!(
         helpers.len(),
@@ -252,7 +241,7 @@ fn the_helper_in_contrib_answers_node_features_helpers_for_this_node() {
     // A job constrained to an image that runs here lands here.
     if let Some(root) = cached_rootfs("bookworm-mpich") {
         let b = bundle(&dir.path().join("bundle"), &root, MPI_PROGRAM);
-        let constraint = text(&["match", b.to_str().unwrap(), "--inject", "mpi"])
+        let constraint = stdout_of(&["match", b.to_str().unwrap(), "--inject", "mpi"])
             .trim()
             .to_string();
         assert!(
