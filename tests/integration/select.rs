@@ -422,3 +422,71 @@ fn bad_input_exits_2_naming_it() {
     let out = containerspec(&["select", &format!("{}:nope", built.layout.display())]);
     assert_error(&out, "no image nope (it has app)");
 }
+
+/// A registry reference: the index is read through the distribution API of a real
+/// registry (the registry rig), and each platform's host gets that platform's manifest.
+#[test]
+fn a_registry_index_gives_each_platform_its_manifest() {
+    use crate::registry_rig::{Registry, layout_digest, layouts};
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    registry.push("multi:bookworm", "multi:bookworm");
+    // The index's manifests, per platform, from the layout the registry was given.
+    let index_digest = layout_digest("multi:bookworm");
+    let blob = layouts()
+        .join("multi/blobs/sha256")
+        .join(index_digest.trim_start_matches("sha256:"));
+    let index: Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    let digest_of = |arch: &str| {
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .and_then(|m| m["digest"].as_str())
+            .unwrap_or_else(|| panic!("no {arch} in {index}"))
+            .to_string()
+    };
+    let dir = TempDir::new("select-registry");
+    let amd = this_host();
+    write(&dir.path().join("amd.json"), &amd);
+    let Some(arm_root) = cached_rootfs("bookworm-arm64") else {
+        return;
+    };
+    let out = containerspec(&["host", "--root", arm_root.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(dir.path().join("arm.json"), &out.stdout).unwrap();
+    let reference = format!("{}/multi:bookworm", registry.addr());
+    let out = containerspec(&[
+        "select",
+        &reference,
+        "--hosts",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = String::from_utf8(out.stdout.clone()).unwrap();
+    let chosen: BTreeMap<&str, &str> = lines.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(
+        chosen.get("amd").copied(),
+        Some(digest_of("amd64").as_str()),
+        "{lines}"
+    );
+    assert_eq!(
+        chosen.get("arm").copied(),
+        Some(digest_of("arm64").as_str()),
+        "{lines}"
+    );
+    // A registry variant's files are not read: its claim is said to be unchecked.
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("claim-unverified: its files were not read")
+            .count(),
+        2,
+        "{err}"
+    );
+    assert!(
+        err.contains("other-platform: linux/arm64/v8: the host is linux/amd64"),
+        "{err}"
+    );
+}
