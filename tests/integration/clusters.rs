@@ -717,3 +717,18 @@ fn bad_cluster_input_is_named_never_a_panic() {
     );
     check(&["match", b, "--inject", "infiniband"], 2, &["infiniband"]);
 }
+
+/// Every form of one image gives one constraint: the SIF Apptainer built from a root (read
+/// in place), and the root itself as a bundle.
+#[test]
+fn a_sif_and_the_root_it_was_built_from_need_the_same_nodes() {
+    let Some((_, sif, rootfs)) = crate::apptainer::rig("trixie-mpich") else {
+        return;
+    };
+    let dir = TempDir::new("clusters-sif");
+    let b = bundle(&dir.path().join("bundle"), &rootfs, MPI_PROGRAM);
+    let from_sif = stdout_of(&["match", sif.to_str().unwrap(), "--inject", "mpi"]);
+    let from_root = stdout_of(&["match", b.to_str().unwrap(), "--inject", "mpi"]);
+    assert_eq!(from_sif, from_root);
+    assert_eq!(from_sif, "cs_arch_x86_64&cs_mpi_mpich_glibc_2.41\n");
+}
