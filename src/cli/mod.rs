@@ -61,7 +61,8 @@ runtime with the host's, reading files only: nothing from the image is ever exec
 Exit status: 0 success, 1 a negative verdict, 2 an error in the input or the invocation.",
     after_help = "Examples:\n  containerspec host\n  containerspec host --json | jq .mpi\n  \
 containerspec inspect /var/lib/images/bookworm-mpich\n  containerspec inspect ./bundle --all --json\n  \
-containerspec labels ./rootfs --check\n  containerspec check-bundle ./bundle --inject mpi\n  containerspec apptainer exec --inject mpi app.sif ./solver"
+containerspec labels ./rootfs --check\n  containerspec check-bundle ./bundle --inject mpi\n  containerspec apptainer exec --inject mpi app.sif ./solver\n  \
+sbatch --constraint \"$(containerspec match app.sif --inject mpi)\" job.sh"
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace)
