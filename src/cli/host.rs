@@ -292,7 +292,11 @@ fn features(args: &HostArgs, format: Format) -> Result<u8, CliError> {
             }
             text
         }
-        Format::Text | Format::Json => unreachable!("handled by run"),
+        Format::Text | Format::Json => {
+            return Err(CliError::Action(
+                "the inventory formats (text, json) are not features formats".into(),
+            ));
+        }
     };
     if args.output.is_some() {
         return Err(CliError::Action(
