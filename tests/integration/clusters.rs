@@ -162,7 +162,7 @@ fn on_path(tool: &str) -> bool {
 }
 
 /// A vectorisable kernel: FMA, AVX2 and AVX-512 where the target allows them.
-const PROGRAM: &str = r#"
+pub(crate) const PROGRAM: &str = r#"
 #include <stdio.h>
 #define N 4096
 double a[N], b[N], c[N];

@@ -146,16 +146,20 @@ struct Built {
     _dir: TempDir,
     layout: PathBuf,
     digests: Vec<String>,
+    /// Each variant's program, in index order, and the root whose loader and libc the
+    /// layers carry (to run them under an emulated CPU).
+    apps: Vec<PathBuf>,
+    root: PathBuf,
+    _gcc: FixtureDir,
 }
 
 /// Builds the four-variant layout, or None (after saying why) without gcc or the root.
 fn build() -> Option<Built> {
     let root = cached_rootfs("bookworm-mpich")?;
     let gcc: FixtureDir = gcc_dir("select")?;
-    let source = [(
-        "app.c",
-        "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n",
-    )];
+    // Floating-point work the compiler vectorises and contracts for the target: a v3
+    // build uses AVX2 and FMA, and stops with SIGILL on a CPU without them.
+    let source = [("app.c", crate::clusters::PROGRAM)];
     // The program each variant carries: (variant, -march); v2 carries a v3 program.
     let variants = [
         ("v1", "x86-64"),
@@ -167,12 +171,14 @@ fn build() -> Option<Built> {
     let layout = Layout::new(dir.path().join("layout"));
     let mut entries = Vec::new();
     let mut digests = Vec::new();
+    let mut apps = Vec::new();
     for (variant, march) in variants {
         let app = gcc.gcc(
             &format!("app-{variant}"),
             &source,
-            &["-O2", &format!("-march={march}"), "-mneeded"],
+            &["-O3", &format!("-march={march}"), "-mneeded"],
         );
+        apps.push(app.clone());
         let tar = layer(&root, &app);
         let layer = layout.blob("application/vnd.oci.image.layer.v1.tar", &tar);
         let config = layout.json_blob(
@@ -207,6 +213,9 @@ fn build() -> Option<Built> {
         layout: layout.dir,
         _dir: dir,
         digests,
+        apps,
+        root,
+        _gcc: gcc,
     })
 }
 
@@ -488,5 +497,81 @@ fn a_registry_index_gives_each_platform_its_manifest() {
     assert!(
         err.contains("other-platform: linux/arm64/v8: the host is linux/amd64"),
         "{err}"
+    );
+}
+
+/// The choice against real runs: hosts described by `host --json` run under
+/// `qemu-x86_64 -cpu MODEL` (qemu64 is x86-64-v1, Nehalem v2, Haswell v3) and natively;
+/// the variant chosen for each runs its program on that CPU, and the liar (a v2 claim
+/// over a v3 program), which a choice by claims would take for the v2 CPU, fails there.
+#[test]
+fn each_choice_runs_on_its_cpu_and_the_liar_would_not() {
+    let qemu = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("qemu-x86_64").is_file()));
+    if !qemu
+        && crate::util::missing("qemu-x86_64 is not installed (tests/rigs/setup.sh installs it)")
+    {
+        return;
+    }
+    let Some(built) = build() else { return };
+    let exe = Path::new(env!("CARGO_BIN_EXE_containerspec"));
+    let hosts = TempDir::new("select-emulated");
+    let models = [Some("qemu64"), Some("Nehalem"), Some("Haswell"), None];
+    let name = |m: Option<&str>| m.unwrap_or("native").to_string();
+    for m in models {
+        let out = crate::cpu_truth::on_cpu(m, exe)
+            .args(["host", "--json", "--no-cache"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "host under {m:?}: {}", stderr(&out));
+        std::fs::write(hosts.path().join(format!("{}.json", name(m))), &out.stdout).unwrap();
+    }
+    let image = format!("{}:app", built.layout.display());
+    let out = containerspec(&["select", &image, "--hosts", hosts.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let chosen: BTreeMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect();
+    let libdir = built.root.join("usr/lib/x86_64-linux-gnu");
+    let run = |m: Option<&str>, app: &Path| {
+        crate::cpu_truth::on_cpu(m, &libdir.join("ld-linux-x86-64.so.2"))
+            .arg("--library-path")
+            .arg(&libdir)
+            .arg(app)
+            .output()
+            .unwrap()
+    };
+    for m in models {
+        let digest = &chosen[&name(m)];
+        let i = built.digests.iter().position(|d| d == digest).unwrap();
+        let ran = run(m, &built.apps[i]);
+        assert!(
+            ran.status.success(),
+            "v{} chosen for {} does not run: {:?}",
+            i + 1,
+            name(m),
+            ran.status
+        );
+        eprintln!("{}: v{} chosen, and it runs", name(m), i + 1);
+    }
+    // The emulated levels get their own variant (the v2 CPU the baseline: the liar
+    // needs v3).
+    assert_eq!(chosen["qemu64"], built.digests[0]);
+    assert_eq!(chosen["Nehalem"], built.digests[0]);
+    assert_eq!(chosen["Haswell"], built.digests[2]);
+    let liar = run(Some("Nehalem"), &built.apps[1]);
+    let why = String::from_utf8_lossy(&liar.stderr);
+    // glibc's loader reads the same ISA note select read, and refuses the program.
+    assert!(
+        !liar.status.success() && why.contains("CPU ISA level is lower than required"),
+        "the v3 program claimed v2 on Nehalem: {:?}: {why}",
+        liar.status
+    );
+    eprintln!(
+        "the v2-claimed program on Nehalem: {:?}: {why}",
+        liar.status
     );
 }
